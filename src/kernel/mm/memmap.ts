@@ -1,0 +1,343 @@
+/**
+ * The memmap: `struct page` state for every pfn that has one, stored lazily.
+ *
+ * Two layers, so memory grows with pages touched rather than pages present:
+ * - extents: sorted, non-overlapping pfn ranges whose pages are all in one uniform state (what memmap init
+ *   leaves behind: "zone DMA32, node 0, refcount 0, free"), described once per range;
+ * - per-section typed arrays, created when a page in that section is first written, filled from the extents.
+ *
+ * Every page is in one lifecycle state: no memmap (never populated, or depopulated), allocated but
+ * uninitialised (vmemmap backed but not yet initialised, e.g. the altmap reserve), initialised, or torn down
+ * (poisoned by removal). The sanitizer (later issues) reads these states through the accessors here.
+ */
+import type { Geometry } from "../../arch/profiles.ts";
+
+// Page flag bits in 6.1 x86_64 (include/linux/page-flags.h enum pageflags).
+export const PG_locked = 0;
+export const PG_referenced = 1;
+export const PG_uptodate = 2;
+export const PG_dirty = 3;
+export const PG_lru = 4;
+export const PG_reserved = 12;
+export const PG_head = 16;
+export const PG_hwpoison = 23;
+
+export const PAGE_FLAG_NAMES: Record<number, string> = {
+  [PG_locked]: "locked",
+  [PG_referenced]: "referenced",
+  [PG_uptodate]: "uptodate",
+  [PG_dirty]: "dirty",
+  [PG_lru]: "lru",
+  [PG_reserved]: "reserved",
+  [PG_head]: "head",
+  [PG_hwpoison]: "hwpoison",
+};
+
+export enum PageState {
+  /** No struct page backs this pfn (section or sub-section not populated). */
+  NoMemmap = 0,
+  /** vmemmap is populated but the struct page was never initialised. */
+  Uninitialised = 1,
+  Initialised = 2,
+  /** Removed by memory hot-remove / memunmap_pages; any access is a use-after-free. */
+  TornDown = 3,
+}
+
+/** One struct page, as read out of the store (a snapshot, not a live object). */
+export interface PageValue {
+  state: PageState;
+  flags: number;
+  zone: number;
+  node: number;
+  refcount: number;
+  /** _mapcount + 1, i.e. the number of mappings (the kernel stores -1 for "unmapped"). */
+  mapcount: number;
+  /** dev_pagemap id, 0 for none. */
+  pgmap: number;
+  /** pfn of the compound head, -1 when not a tail page. */
+  compoundHead: number;
+  /** compound order on the head page (0 otherwise). */
+  order: number;
+  /** compound_pincount on the head (FOLL_PIN on large folios). */
+  pincount: number;
+}
+
+export const NO_PAGE: Readonly<PageValue> = Object.freeze({
+  state: PageState.NoMemmap,
+  flags: 0,
+  zone: 0,
+  node: 0,
+  refcount: 0,
+  mapcount: 0,
+  pgmap: 0,
+  compoundHead: -1,
+  order: 0,
+  pincount: 0,
+});
+
+export function pageValue(over: Partial<PageValue>): PageValue {
+  return { ...NO_PAGE, state: PageState.Initialised, ...over };
+}
+
+interface Extent {
+  start: number;
+  /** Exclusive. */
+  end: number;
+  value: Readonly<PageValue>;
+}
+
+/** One section's struct pages, one typed array per field. */
+class SectionPages {
+  readonly state: Uint8Array;
+  readonly flags: Uint32Array;
+  readonly zone: Uint8Array;
+  readonly node: Uint16Array;
+  readonly refcount: Int32Array;
+  readonly mapcount: Int32Array;
+  readonly pgmap: Uint32Array;
+  readonly compoundHead: Float64Array;
+  readonly order: Uint8Array;
+  readonly pincount: Int32Array;
+
+  constructor(n: number) {
+    this.state = new Uint8Array(n);
+    this.flags = new Uint32Array(n);
+    this.zone = new Uint8Array(n);
+    this.node = new Uint16Array(n);
+    this.refcount = new Int32Array(n);
+    this.mapcount = new Int32Array(n);
+    this.pgmap = new Uint32Array(n);
+    this.compoundHead = new Float64Array(n).fill(-1);
+    this.order = new Uint8Array(n);
+    this.pincount = new Int32Array(n);
+  }
+
+  static readonly BYTES_PER_PAGE = 1 + 4 + 1 + 2 + 4 + 4 + 4 + 8 + 1 + 4;
+
+  fill(lo: number, hi: number, v: Readonly<PageValue>): void {
+    this.state.fill(v.state, lo, hi);
+    this.flags.fill(v.flags, lo, hi);
+    this.zone.fill(v.zone, lo, hi);
+    this.node.fill(v.node, lo, hi);
+    this.refcount.fill(v.refcount, lo, hi);
+    this.mapcount.fill(v.mapcount, lo, hi);
+    this.pgmap.fill(v.pgmap, lo, hi);
+    this.compoundHead.fill(v.compoundHead, lo, hi);
+    this.order.fill(v.order, lo, hi);
+    this.pincount.fill(v.pincount, lo, hi);
+  }
+
+  get(i: number): PageValue {
+    return {
+      state: this.state[i]!,
+      flags: this.flags[i]!,
+      zone: this.zone[i]!,
+      node: this.node[i]!,
+      refcount: this.refcount[i]!,
+      mapcount: this.mapcount[i]!,
+      pgmap: this.pgmap[i]!,
+      compoundHead: this.compoundHead[i]!,
+      order: this.order[i]!,
+      pincount: this.pincount[i]!,
+    };
+  }
+}
+
+export type PageField = Exclude<keyof PageValue, "state">;
+
+export class Memmap {
+  private readonly pagesPerSection: number;
+  private extents: Extent[] = [];
+  private readonly sections = new Map<number, SectionPages>();
+
+  constructor(geo: Geometry) {
+    this.pagesPerSection = geo.pagesPerSection;
+  }
+
+  /** Index of the first extent whose end is > pfn. */
+  private lowerBound(pfn: number): number {
+    let lo = 0;
+    let hi = this.extents.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.extents[mid]!.end <= pfn) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private extentValue(pfn: number): Readonly<PageValue> {
+    const e = this.extents[this.lowerBound(pfn)];
+    return e && e.start <= pfn ? e.value : NO_PAGE;
+  }
+
+  /** Set every page in [start, end) to `value`: the way memmap init and teardown write whole ranges. */
+  setRange(start: number, end: number, value: Readonly<PageValue>): void {
+    if (end <= start) return;
+    const frozen = Object.freeze({ ...value });
+    const i = this.lowerBound(start);
+    const out: Extent[] = [];
+    let j = i;
+    for (; j < this.extents.length; j++) {
+      const e = this.extents[j]!;
+      if (e.start >= end) break;
+      if (e.start < start) out.push({ start: e.start, end: start, value: e.value });
+      if (e.end > end) out.push({ start: end, end: e.end, value: e.value });
+    }
+    // Keep the pieces of overlapped extents that stay outside [start, end), then the new extent, in order.
+    const before = out.filter((e) => e.end <= start);
+    const after = out.filter((e) => e.start >= end);
+    const merged: Extent[] = [...before];
+    if (frozen.state !== PageState.NoMemmap) merged.push({ start, end, value: frozen });
+    merged.push(...after);
+    this.extents.splice(i, j - i, ...merged);
+    // Pages already materialised take the new value too; a fully covered section goes back to extents.
+    for (let nr = Math.floor(start / this.pagesPerSection); nr * this.pagesPerSection < end; nr++) {
+      const arr = this.sections.get(nr);
+      if (!arr) continue;
+      const base = nr * this.pagesPerSection;
+      const lo = Math.max(start, base) - base;
+      const hi = Math.min(end, base + this.pagesPerSection) - base;
+      if (lo === 0 && hi === this.pagesPerSection) this.sections.delete(nr);
+      else arr.fill(lo, hi, frozen);
+    }
+  }
+
+  private materialise(nr: number): SectionPages {
+    let arr = this.sections.get(nr);
+    if (arr) return arr;
+    arr = new SectionPages(this.pagesPerSection);
+    const base = nr * this.pagesPerSection;
+    const end = base + this.pagesPerSection;
+    for (let i = this.lowerBound(base); i < this.extents.length; i++) {
+      const e = this.extents[i]!;
+      if (e.start >= end) break;
+      arr.fill(Math.max(e.start, base) - base, Math.min(e.end, end) - base, e.value);
+    }
+    this.sections.set(nr, arr);
+    return arr;
+  }
+
+  /** The struct page at pfn (a copy). */
+  get(pfn: number): PageValue {
+    const nr = Math.floor(pfn / this.pagesPerSection);
+    const arr = this.sections.get(nr);
+    if (arr) return arr.get(pfn - nr * this.pagesPerSection);
+    return { ...this.extentValue(pfn) };
+  }
+
+  state(pfn: number): PageState {
+    const nr = Math.floor(pfn / this.pagesPerSection);
+    const arr = this.sections.get(nr);
+    if (arr) return arr.state[pfn - nr * this.pagesPerSection]! as PageState;
+    return this.extentValue(pfn).state;
+  }
+
+  /** Write one field of one page (materialises its section). */
+  set(pfn: number, field: PageField, value: number): void {
+    const nr = Math.floor(pfn / this.pagesPerSection);
+    const arr = this.materialise(nr);
+    arr[field][pfn - nr * this.pagesPerSection] = value;
+  }
+
+  setState(pfn: number, state: PageState): void {
+    const nr = Math.floor(pfn / this.pagesPerSection);
+    this.materialise(nr).state[pfn - nr * this.pagesPerSection] = state;
+  }
+
+  /** Extents overlapping [start, end), clipped, with materialised sections shown as they are. */
+  *runs(start: number, end: number): Generator<{ start: number; end: number; value: PageValue }> {
+    let pfn = start;
+    while (pfn < end) {
+      const nr = Math.floor(pfn / this.pagesPerSection);
+      const sectionEnd = Math.min(end, (nr + 1) * this.pagesPerSection);
+      if (this.sections.has(nr)) {
+        // Walk page by page inside a materialised section, coalescing equal neighbours.
+        let runStart = pfn;
+        let cur = this.get(pfn);
+        for (let p = pfn + 1; p <= sectionEnd; p++) {
+          const next = p < sectionEnd ? this.get(p) : null;
+          if (!next || !samePage(cur, next)) {
+            yield { start: runStart, end: p, value: cur };
+            if (next) {
+              runStart = p;
+              cur = next;
+            }
+          }
+        }
+        pfn = sectionEnd;
+        continue;
+      }
+      const i = this.lowerBound(pfn);
+      const e = this.extents[i];
+      if (!e || e.start >= sectionEnd) {
+        const stop = e ? Math.min(e.start, end) : end;
+        const to = this.nextMaterialised(pfn, stop);
+        yield { start: pfn, end: to, value: { ...NO_PAGE } };
+        pfn = to;
+        continue;
+      }
+      if (e.start > pfn) {
+        yield { start: pfn, end: e.start, value: { ...NO_PAGE } };
+        pfn = e.start;
+        continue;
+      }
+      const to = this.nextMaterialised(pfn, Math.min(e.end, end));
+      yield { start: pfn, end: to, value: { ...e.value } };
+      pfn = to;
+    }
+  }
+
+  /** First section boundary in (pfn, limit] whose section is materialised, else limit. */
+  private nextMaterialised(pfn: number, limit: number): number {
+    if (this.sections.size === 0) return limit;
+    let best = limit;
+    for (const nr of this.sections.keys()) {
+      const b = nr * this.pagesPerSection;
+      if (b > pfn && b < best) best = b;
+    }
+    return best;
+  }
+
+  /** Bytes of host memory this store uses (for benchmarks and the dynamic-memmap comparison). */
+  bytes(): number {
+    return this.sections.size * this.pagesPerSection * SectionPages.BYTES_PER_PAGE + this.extents.length * 96;
+  }
+
+  materialisedSections(): number {
+    return this.sections.size;
+  }
+
+  extentCount(): number {
+    return this.extents.length;
+  }
+}
+
+function samePage(a: PageValue, b: PageValue): boolean {
+  return (
+    a.state === b.state &&
+    a.flags === b.flags &&
+    a.zone === b.zone &&
+    a.node === b.node &&
+    a.refcount === b.refcount &&
+    a.mapcount === b.mapcount &&
+    a.pgmap === b.pgmap &&
+    a.compoundHead === b.compoundHead &&
+    a.order === b.order &&
+    a.pincount === b.pincount
+  );
+}
+
+export function flagBit(bit: number): number {
+  return 2 ** bit;
+}
+
+export function testFlag(flags: number, bit: number): boolean {
+  return Math.floor(flags / 2 ** bit) % 2 === 1;
+}
+
+export function flagNames(flags: number): string[] {
+  const out: string[] = [];
+  for (const [bit, name] of Object.entries(PAGE_FLAG_NAMES)) if (testFlag(flags, Number(bit))) out.push(name);
+  return out;
+}

@@ -1,0 +1,221 @@
+/**
+ * Machine specs: the user-facing description of a machine (YAML file, named preset, or a pasted dmesg) and
+ * its resolution into the kernel's MachineSpec. Every bad input is a UsageError naming the field.
+ */
+import { readFileSync } from "node:fs";
+import { LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { type ArchProfile, archProfile } from "../arch/profiles.ts";
+import { UsageError } from "../errors.ts";
+import { type KernelConfig, kconfigPreset } from "../kconfig/kconfig.ts";
+import { type E820Entry, e820TypeFromName } from "../kernel/arch/x86/e820.ts";
+import type { MachineSpec, PlatformResource } from "../kernel/boot.ts";
+import { parseDmesg } from "./dmesg.ts";
+
+const SUFFIX: Record<string, number> = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
+
+/** A size or address: a number, "0x1000", "4G", "1.5T" is refused (not exact), "128M". */
+export function parseSize(v: unknown): number | string {
+  if (typeof v === "number") return Number.isSafeInteger(v) && v >= 0 ? v : "must be a non-negative integer";
+  if (typeof v !== "string") return "must be a number or a string like 0x1000 or 4G";
+  const s = v.trim();
+  const hex = /^0x([0-9a-f]+)$/i.exec(s);
+  if (hex) {
+    const n = Number.parseInt(hex[1]!, 16);
+    return Number.isSafeInteger(n) ? n : `${s} is too large`;
+  }
+  const m = /^(\d+)\s*([KMGTP])?(?:i?B)?$/i.exec(s);
+  if (!m) return `'${s}' is not a size (use 4096, 0x1000 or 4G)`;
+  const n = Number(m[1]) * (m[2] ? SUFFIX[m[2].toUpperCase()]! : 1);
+  return Number.isSafeInteger(n) ? n : `${s} is too large`;
+}
+
+const size = z.unknown().transform((v, ctx) => {
+  const r = parseSize(v);
+  if (typeof r === "string") {
+    ctx.addIssue({ code: "custom", message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+/** A range: {start, end} (end inclusive, as the kernel prints it) or {start, size}. */
+const range = z
+  .object({ start: size, end: size.optional(), size: size.optional() })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.end === undefined) === (r.size === undefined)) ctx.addIssue({ code: "custom", message: "give exactly one of end (inclusive) or size" });
+    else if (r.end !== undefined && r.end < r.start) ctx.addIssue({ code: "custom", message: "end is below start", path: ["end"] });
+    else if (r.size !== undefined && r.size === 0) ctx.addIssue({ code: "custom", message: "size must not be 0", path: ["size"] });
+  })
+  .transform((r) => ({ start: r.start, endExcl: r.end !== undefined ? r.end + 1 : r.start + r.size! }));
+
+const e820Entry = z
+  .object({ start: size, end: size.optional(), size: size.optional(), type: z.union([z.string(), z.number().int()]) })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.end === undefined) === (r.size === undefined)) ctx.addIssue({ code: "custom", message: "give exactly one of end (inclusive) or size" });
+    if (typeof r.type === "string" && e820TypeFromName(r.type) === undefined) {
+      ctx.addIssue({ code: "custom", message: `unknown e820 type '${r.type}' (usable, reserved, ACPI data, ACPI NVS, unusable, persistent (type 12), ...)`, path: ["type"] });
+    }
+  });
+
+const platformResource = z
+  .object({ name: z.string().min(1), start: size, end: size, op: z.enum(["insert", "request", "nest"]).default("insert") })
+  .strict();
+
+const zoneName = z.enum(["DMA", "DMA32", "Normal", "Movable", "Device"]);
+
+export const machineFileSchema = z
+  .object({
+    name: z.string().optional(),
+    description: z.string().optional(),
+    arch: z.string().default("x86_64"),
+    kconfig: z.string().optional(),
+    config: z.record(z.string(), z.union([z.enum(["y", "m", "n"]), z.boolean()])).default({}),
+    e820: z.array(e820Entry).optional(),
+    memory: z.array(range).optional(),
+    append: z.string().default(""),
+    numa: z
+      .array(z.object({ node: z.number().int().min(0).max(1023), start: size, end: size.optional(), size: size.optional(), hotplug: z.boolean().default(false) }).strict())
+      .default([]),
+    platform: z.object({ early: z.array(platformResource).default([]), late: z.array(platformResource).default([]) }).strict().default({ early: [], late: [] }),
+    kernel_image: z.array(z.object({ name: z.string(), start: size, end: size }).strict()).default([]),
+    managed: z.array(z.object({ node: z.number().int().min(0), zone: zoneName, pages: z.number().int().min(0) }).strict()).default([]),
+    hypervisor: z.boolean().default(false),
+    memory_block_size: size.optional(),
+  })
+  .strict();
+
+export type MachineFile = z.input<typeof machineFileSchema>;
+
+function fail(where: string, path: ReadonlyArray<PropertyKey>, message: string): never {
+  const field = path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
+  throw new UsageError(field ? `${where}: ${field}` : where, message);
+}
+
+/** Validate a machine description (already parsed from YAML or a preset) and resolve it. */
+export function resolveMachine(raw: unknown, where: string, lineOf?: (path: ReadonlyArray<PropertyKey>) => string): MachineSpec {
+  const parsed = machineFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const loc = lineOf ? lineOf(issue.path) : where;
+    fail(loc, issue.path, issue.message);
+  }
+  const m = parsed.data;
+  const at = (path: Array<string | number>) => (lineOf ? lineOf(path) : where);
+  let arch: ArchProfile;
+  try {
+    arch = archProfile(m.arch);
+  } catch (e) {
+    if (e instanceof UsageError) fail(at(["arch"]), ["arch"], e.reason);
+    throw e;
+  }
+  let config: KernelConfig;
+  try {
+    const preset = m.kconfig ?? (arch.arch === "x86_64" ? "debian-6.1-amd64" : "defconfig");
+    config = kconfigPreset(preset, arch, m.config);
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(`${at(["config"])}: ${e.field}`, e.reason);
+    throw e;
+  }
+  const limit = 2 ** arch.maxPhysmemBits;
+  let e820: E820Entry[] | undefined;
+  if (m.e820) {
+    if (arch.arch !== "x86_64") fail(at(["e820"]), ["e820"], `e820 tables exist only on x86_64 (this is ${arch.name}): use memory`);
+    e820 = m.e820.map((e, i) => {
+      const len = e.end !== undefined ? e.end - e.start + 1 : e.size!;
+      const type = typeof e.type === "number" ? e.type : e820TypeFromName(e.type)!;
+      if (e.start + len > limit) fail(at(["e820", i]), ["e820", i], `ends above MAX_PHYSMEM_BITS (${arch.maxPhysmemBits} bits on ${arch.name})`);
+      return { addr: e.start, size: len, type };
+    });
+    checkOverlaps(e820.map((e) => ({ start: e.addr, end: e.addr + e.size })), "e820", at);
+  }
+  const memory = m.memory?.map((r, i) => {
+    if (r.endExcl > limit) fail(at(["memory", i]), ["memory", i], `ends above MAX_PHYSMEM_BITS (${arch.maxPhysmemBits} bits on ${arch.name})`);
+    if (r.start % 2 ** arch.pageShift !== 0) fail(at(["memory", i]), ["memory", i, "start"], `not aligned to the ${2 ** arch.pageShift / 1024} KiB page size`);
+    return { start: r.start, end: r.endExcl };
+  });
+  if (memory) checkOverlaps(memory, "memory", at);
+  if (arch.arch === "x86_64" && !e820) fail(where, ["e820"], "an x86_64 machine needs an e820 table");
+  if (arch.arch !== "x86_64" && !memory) fail(where, ["memory"], `an ${arch.arch} machine needs memory ranges`);
+  const numa = m.numa.map((n, i) => {
+    if ((n.end === undefined) === (n.size === undefined)) fail(at(["numa", i]), ["numa", i], "give exactly one of end (inclusive) or size");
+    const end = n.end !== undefined ? n.end + 1 : n.start + n.size!;
+    if (end > limit) fail(at(["numa", i]), ["numa", i], `ends above MAX_PHYSMEM_BITS (${arch.maxPhysmemBits} bits)`);
+    return { node: n.node, start: n.start, end, hotplug: n.hotplug };
+  });
+  if (m.memory_block_size !== undefined) {
+    const bs = m.memory_block_size;
+    if ((bs & (bs - 1)) !== 0 || bs < 2 ** arch.sectionSizeBits) {
+      fail(at(["memory_block_size"]), ["memory_block_size"], `must be a power of two of at least the section size (${2 ** arch.sectionSizeBits / 2 ** 20} MiB)`);
+    }
+  }
+  const platform = (list: typeof m.platform.early): PlatformResource[] => list.map((p) => ({ name: p.name, start: p.start, end: p.end, op: p.op }));
+  return {
+    name: m.name ?? where,
+    arch,
+    config,
+    e820,
+    memory,
+    commandLine: m.append,
+    numa,
+    platform: { early: platform(m.platform.early), late: platform(m.platform.late) },
+    kernelImage: m.kernel_image,
+    managed: m.managed,
+    hypervisor: m.hypervisor,
+    memoryBlockSize: m.memory_block_size,
+  };
+}
+
+function checkOverlaps(ranges: Array<{ start: number; end: number }>, field: string, at: (p: Array<string | number>) => string): void {
+  const order = ranges.map((r, i) => ({ ...r, i })).sort((a, b) => a.start - b.start);
+  for (let j = 1; j < order.length; j++) {
+    const a = order[j - 1]!;
+    const b = order[j]!;
+    if (b.start < a.end) fail(at([field, b.i]), [field, b.i], `overlaps ${field}[${a.i}]`);
+  }
+}
+
+/** Read a YAML machine file; errors carry file:line. */
+export function loadMachineFile(file: string, text?: string): MachineSpec {
+  let src: string;
+  try {
+    src = text ?? readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(src, { lineCounter, intAsBigInt: false });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0]!;
+    throw new UsageError(`${file}:${err.linePos?.[0]?.line ?? "?"}`, `malformed YAML: ${err.message.split("\n")[0]}`);
+  }
+  const lineOf = (path: ReadonlyArray<PropertyKey>): string => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
+      if (node && typeof node === "object" && node.range) return `${file}:${lineCounter.linePos(node.range[0]).line}`;
+    }
+    return file;
+  };
+  return resolveMachine(doc.toJS(), file, lineOf);
+}
+
+/** Build a machine from a pasted dmesg plus an optional command line (x86_64: BIOS-e820 + SRAT). */
+export function machineFromDmesg(file: string, append: string | undefined, archName = "x86_64", text?: string): MachineSpec {
+  let src: string;
+  try {
+    src = text ?? readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const d = parseDmesg(src, file);
+  const raw: MachineFile = {
+    name: file,
+    arch: archName,
+    e820: d.firmwareE820.map((e) => ({ start: e.addr, size: e.size, type: e.type })),
+    append: append ?? d.commandLine ?? "",
+    numa: d.srat.map((s) => ({ node: s.node, start: s.start, size: s.end - s.start, hotplug: s.hotplug })),
+  };
+  return resolveMachine(raw, file);
+}
