@@ -258,8 +258,7 @@ function computeOne(c: Compiled, arch: ArchProfile, user: ReadonlyMap<SymbolName
   if (def.kind === "arch") {
     value = def.arch?.(arch) ? dep : 0;
   } else {
-    // A bool whose dependencies are m is still offered as y (sym_calc_visibility).
-    if (def.kind === "user") visible = def.type === "bool" && dep === 1 ? 2 : dep;
+    if (def.kind === "user") visible = dep;
     const u = user.get(def.name);
     if (visible > 0 && u !== undefined) {
       value = min(u, visible);
@@ -269,8 +268,9 @@ function computeOne(c: Compiled, arch: ArchProfile, user: ReadonlyMap<SymbolName
     }
   }
   value = max(value, rev);
+  // A bool limited to m by its dependencies or raised to m by a select is y.
   if (def.type === "bool" && value === 1) value = 2;
-  return { value, dep, rev, written: true || (def.kind === "arch" && value > 0) };
+  return { value, dep, rev, written: visible > 0 || rev > 0 || dflt > 0 || (def.kind === "arch" && value > 0) };
 }
 
 interface Solution {

@@ -4,9 +4,9 @@
 import type { ArchProfile } from "../arch/profiles.ts";
 import { UsageError } from "../errors.ts";
 import {
-  E820Type,
-  type E820Entry,
   applyMemmapArgs,
+  type E820Entry,
+  E820Type,
   e820TypeToResourceName,
   formatE820Table,
   parseMemmapArgs,
@@ -18,9 +18,6 @@ import { memblockAdd, memblockSetNode, memblockTrimMemory } from "./mm/memblock.
 import type { ZoneName } from "./mm/mmzone.ts";
 import { freeAreaInit, maxZonePfns, memblockFreeAll, sparseInit } from "./mm/page_alloc.ts";
 import {
-  IORESOURCE_BUSY,
-  IORESOURCE_MEM,
-  IORESOURCE_SYSTEM_RAM,
   IORES_DESC_ACPI_NV_STORAGE,
   IORES_DESC_ACPI_TABLES,
   IORES_DESC_NONE,
@@ -28,10 +25,13 @@ import {
   IORES_DESC_PERSISTENT_MEMORY_LEGACY,
   IORES_DESC_RESERVED,
   IORES_DESC_SOFT_RESERVED,
-  type Resource,
+  IORESOURCE_BUSY,
+  IORESOURCE_MEM,
+  IORESOURCE_SYSTEM_RAM,
   insertResource,
   insertResourceExpandToFit,
   newResource,
+  type Resource,
   requestRegion,
   reserveRegionWithSplit,
   walkResources,

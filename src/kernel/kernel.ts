@@ -3,13 +3,13 @@
  * model, so several kernels (two arches, two eras) live side by side in one process.
  */
 import { type ArchProfile, type Geometry, geometry } from "../arch/profiles.ts";
-import type { E820Entry } from "./arch/x86/e820.ts";
 import type { MemoryBlocks } from "../kernel/drivers/base/memory.ts";
+import type { E820Entry } from "./arch/x86/e820.ts";
 import { type Memblock, NUMA_NO_NODE } from "./mm/memblock.ts";
 import { Memmap } from "./mm/memmap.ts";
-import { type PglistData, type Zone, type ZoneName, newNode } from "./mm/mmzone.ts";
+import { newNode, type PglistData, type Zone, type ZoneName } from "./mm/mmzone.ts";
 import { SectionTable } from "./mm/sparse.ts";
-import { type Resource, iomemRoot } from "./resource.ts";
+import { iomemRoot, type Resource } from "./resource.ts";
 
 /** What the model needs to know of the resolved Kconfig. */
 export interface ConfigView {

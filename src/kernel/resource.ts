@@ -217,6 +217,25 @@ export function releaseRegion(parent: Resource, start: number, n: number): boole
   return false; // "Trying to free nonexistent resource"
 }
 
+// ref: kernel/resource.c __adjust_resource
+export function adjustResource(res: Resource, start: number, size: number): Errno {
+  const end = start + size - 1;
+  const parent = res.parent;
+  if (parent) {
+    if (start < parent.start || end > parent.end) return -EBUSY;
+    if (res.sibling && res.sibling.start <= end) return -EBUSY;
+    if (parent.child !== res) {
+      let tmp = parent.child!;
+      while (tmp.sibling !== res) tmp = tmp.sibling!;
+      if (start <= tmp.end) return -EBUSY;
+    }
+  }
+  for (let c = res.child; c; c = c.sibling) if (c.start < start || c.end > end) return -EBUSY;
+  res.start = start;
+  res.end = end;
+  return 0;
+}
+
 // ref: kernel/resource.c release_mem_region_adjustable
 export function releaseMemRegionAdjustable(root: Resource, start: number, size: number): void {
   const end = start + size - 1;
@@ -237,20 +256,21 @@ export function releaseMemRegionAdjustable(root: Resource, start: number, size: 
       res = res.child;
       continue;
     }
+    // A child that would end up outside the adjusted entry makes __adjust_resource fail (WARN): no change.
     if (res.start === start && res.end === end) {
       if (prev) prev.sibling = res.sibling;
       else container.child = res.sibling;
       res.parent = null;
     } else if (res.start === start) {
-      res.start = end + 1;
+      adjustResource(res, end + 1, res.end - end);
     } else if (res.end === end) {
-      res.end = start - 1;
+      adjustResource(res, res.start, start - res.start);
     } else {
       // Split in two; children stay with the lower entry.
       const upper = newResource(res.name, end + 1, res.end, res.flags, res.desc);
       upper.parent = res.parent;
       upper.sibling = res.sibling;
-      res.end = start - 1;
+      if (adjustResource(res, res.start, start - res.start)) break;
       res.sibling = upper;
     }
     break;
@@ -304,6 +324,54 @@ export function regionIntersects(root: Resource, start: number, size: number, fl
   if (type === 0) return REGION_DISJOINT;
   if (other === 0) return REGION_INTERSECTS;
   return REGION_MIXED;
+}
+
+// ref: kernel/resource.c next_resource, next_resource_skip_children (the for_each_resource step)
+function nextResource(p: Resource, skipChildren: boolean): Resource | null {
+  if (!skipChildren && p.child) return p.child;
+  let q = p;
+  while (!q.sibling && q.parent) q = q.parent;
+  return q.sibling;
+}
+
+// ref: kernel/resource.c find_next_iomem_res
+function findNextIomemRes(root: Resource, start: number, end: number, flags: number, desc: number): { start: number; end: number } | null {
+  if (start >= end) return null;
+  // Skip children until a top-level range overlaps, then look at descendants too.
+  let skipChildren = true;
+  let p = root.child;
+  for (; p; p = nextResource(p, skipChildren)) {
+    if (p.start > end) return null;
+    if (p.end < start) continue;
+    skipChildren = false;
+    if (isTypeMatch(p, flags, desc)) break;
+  }
+  return p ? { start: Math.max(start, p.start), end: Math.min(end, p.end) } : null;
+}
+
+/** Calls fn(pfn, nrPages) for each busy System RAM part of [startPfn, startPfn+nrPages); -EINVAL if none, else fn's last result. */
+// ref: kernel/resource.c walk_system_ram_range
+export function walkSystemRamRange(
+  root: Resource,
+  startPfn: number,
+  nrPages: number,
+  pageSize: number,
+  fn: (pfn: number, nrPages: number) => number,
+): number {
+  let start = startPfn * pageSize;
+  const end = (startPfn + nrPages) * pageSize - 1;
+  const flags = (IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY) >>> 0;
+  let ret: number = -EINVAL;
+  while (start < end) {
+    const res = findNextIomemRes(root, start, end, flags, IORES_DESC_NONE);
+    if (!res) break;
+    const pfn = Math.ceil(res.start / pageSize);
+    const endPfn = Math.floor((res.end + 1) / pageSize);
+    if (endPfn > pfn) ret = fn(pfn, endPfn - pfn);
+    if (ret) break;
+    start = res.end + 1;
+  }
+  return ret;
 }
 
 /** Find a resource by exact range and name anywhere in the tree. */

@@ -106,11 +106,6 @@ export class Buddy {
     return this.sets[order]!.has(pfn);
   }
 
-  private removeBlock(pfn: number, order: number): void {
-    if (order === this.topOrder) this.removeTop(pfn);
-    else this.sets[order]!.delete(pfn);
-  }
-
   private addBlock(pfn: number, order: number): void {
     if (order === this.topOrder) this.addTop(pfn);
     else this.sets[order]!.add(pfn);

@@ -2,13 +2,10 @@
  * Memory hot-plug of RAM: add, online, offline, remove (mm/memory_hotplug.c, drivers/base/memory.c,
  * arch add_pages / arch_add_memory).
  */
+
+import type { MemoryBlock } from "../drivers/base/memory.ts";
 import { E2BIG, EBUSY, EEXIST, EINVAL, ERANGE, type Errno } from "../errno.ts";
 import type { Kernel, OnlineType } from "../kernel.ts";
-import type { MemoryBlock } from "../drivers/base/memory.ts";
-import { PG_reserved, PageState, flagBit, pageValue } from "./memmap.ts";
-import { type PglistData, type Zone, nodeEndPfn, zoneEndPfn, zoneIntersects, zoneIsEmpty } from "./mmzone.ts";
-import { SECTION_IS_ONLINE } from "./sparse.ts";
-import { type VmemmapOps, ramVmemmap, sectionDeactivate, sparseAddSection } from "./sparse_hotplug.ts";
 import {
   IORESOURCE_BUSY,
   IORESOURCE_SYSRAM_DRIVER_MANAGED,
@@ -16,7 +13,12 @@ import {
   type Resource,
   releaseMemRegionAdjustable,
   requestRegion,
+  walkSystemRamRange,
 } from "../resource.ts";
+import { flagBit, PageState, PG_reserved, pageValue } from "./memmap.ts";
+import { nodeEndPfn, type PglistData, type Zone, zoneEndPfn, zoneIntersects, zoneIsEmpty } from "./mmzone.ts";
+import { SECTION_IS_ONLINE } from "./sparse.ts";
+import { ramVmemmap, sectionDeactivate, sparseAddSection, type VmemmapOps } from "./sparse_hotplug.ts";
 
 // ref: mm/memory_hotplug.c pfn_to_online_page
 export function pfnToOnlinePage(k: Kernel, pfn: number): boolean {
@@ -87,9 +89,10 @@ export function archAddMemory(k: Kernel, nid: number, start: number, size: numbe
   const nr = size / k.geo.pageSize;
   if (k.arch.arch === "x86_64" && start + size - 1 > physmemEnd(k)) return -ERANGE;
   const err = addPagesGeneric(k, nid, pfn, nr, vmemmap);
-  if (err) return err;
+  // x86 add_pages only WARNs when __add_pages fails and updates max_pfn anyway.
+  if (err && k.arch.arch !== "x86_64") return err;
   updateEndOfMemoryVars(k, start, size);
-  return 0;
+  return err;
 }
 
 // ref: mm/memory_hotplug.c __remove_pages
@@ -271,6 +274,7 @@ export function onlinePages(k: Kernel, pfn: number, nrPages: number, zone: Zone)
     if (k.sections.valid(nr)) k.sections.setFlags(nr, k.sections.flags(nr) | SECTION_IS_ONLINE);
   }
   // adjust_present_page_count
+  if (k.sections.early(k.sections.pfnToSectionNr(pfn))) zone.presentEarlyPages += nrPages;
   zone.presentPages += nrPages;
   const pgdat = k.nodeData(zone.nid);
   pgdat.nodePresentPages += nrPages;
@@ -283,6 +287,13 @@ export function offlinePages(k: Kernel, startPfn: number, nrPages: number, zone:
   const endPfn = startPfn + nrPages;
   const pb = k.geo.pagesPerPageblock;
   if (!nrPages || startPfn % pb !== 0 || endPfn % k.geo.pagesPerSection !== 0) return -EINVAL;
+  // "memory holes": every page must be busy System RAM in iomem.
+  let systemRamPages = 0;
+  walkSystemRamRange(k.iomem, startPfn, nrPages, k.geo.pageSize, (_pfn, n) => {
+    systemRamPages += n;
+    return 0;
+  });
+  if (systemRamPages !== nrPages) return -EINVAL;
   // Every page must be free (the model has no movable allocations to migrate): otherwise "unmovable page".
   let busy = false;
   for (const run of k.memmap.runs(startPfn, endPfn)) {
@@ -291,6 +302,8 @@ export function offlinePages(k: Kernel, startPfn: number, nrPages: number, zone:
   if (busy) return -EBUSY;
   const taken = zone.buddy.takeRange(startPfn, endPfn);
   zone.managedPages -= taken;
+  // adjust_present_page_count
+  if (k.sections.early(k.sections.pfnToSectionNr(startPfn))) zone.presentEarlyPages -= nrPages;
   zone.presentPages -= nrPages;
   const pgdat = k.nodeData(zone.nid);
   pgdat.nodePresentPages -= nrPages;

@@ -5,8 +5,8 @@
  */
 import type { Kernel } from "../kernel.ts";
 import { memPfnRanges } from "./memblock.ts";
-import { PG_reserved, flagBit, pageValue } from "./memmap.ts";
-import { type Zone, type ZoneName, populatedZone, zoneEndPfn } from "./mmzone.ts";
+import { flagBit, PG_reserved, pageValue } from "./memmap.ts";
+import { populatedZone, type Zone, type ZoneName, zoneEndPfn } from "./mmzone.ts";
 import { SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE } from "./sparse.ts";
 
 const hex18 = (x: number) => "0x" + x.toString(16).padStart(16, "0");

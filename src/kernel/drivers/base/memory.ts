@@ -3,7 +3,7 @@
  */
 import type { Kernel, OnlineType } from "../../kernel.ts";
 import { NUMA_NO_NODE } from "../../mm/memblock.ts";
-import { type Zone, populatedZone, zoneIntersects } from "../../mm/mmzone.ts";
+import { populatedZone, type Zone, zoneIntersects } from "../../mm/mmzone.ts";
 
 export type MemoryBlockState = "online" | "offline" | "going-offline";
 

@@ -1,0 +1,51 @@
+/**
+ * `npm run bench`: boot-time benchmarks. Each figure is the median of several fresh-process runs.
+ * `npm run bench -- --json` prints one JSON object per line: {"name", "value", "unit"}.
+ */
+import { execFileSync } from "node:child_process";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+
+const json = process.argv.includes("--json");
+const RUNS = Number(process.env["BENCH_RUNS"] ?? 5);
+const ONE = fileURLToPath(new URL("./boot_one.ts", import.meta.url));
+
+interface Sample {
+  ms: number;
+  peakRssMiB: number;
+  baselineRssMiB: number;
+  ramBytes: number;
+  modelBytes: number;
+  blocks: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function emit(name: string, value: number, unit: string): void {
+  const v = Math.round(value * 100) / 100;
+  if (json) process.stdout.write(`${JSON.stringify({ name, value: v, unit })}\n`);
+  else process.stdout.write(`${name.padEnd(44)} ${String(v).padStart(12)} ${unit}\n`);
+}
+
+function sample(preset: string): Sample {
+  const out = execFileSync(process.execPath, ["--import", "tsx", ONE, preset], { encoding: "utf8" });
+  return JSON.parse(out) as Sample;
+}
+
+if (!json) process.stdout.write(`# machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}; median of ${RUNS} runs\n`);
+
+for (const [label, preset] of [
+  ["boot x86_64 64 TiB RAM (x86-64t)", "x86-64t"],
+  ["boot arm64-64K 4 TiB RAM (arm64-64k-4t)", "arm64-64k-4t"],
+  ["boot oracle guest (qemu-q35-3g-pmem1g)", "qemu-q35-3g-pmem1g"],
+] as const) {
+  const samples = Array.from({ length: RUNS }, () => sample(preset));
+  emit(`${label}: time`, median(samples.map((s) => s.ms)), "ms");
+  emit(`${label}: peak RSS`, median(samples.map((s) => s.peakRssMiB)), "MiB");
+  emit(`${label}: model state`, median(samples.map((s) => s.modelBytes)) / 2 ** 20, "MiB");
+  emit(`${label}: RAM modelled`, samples[0]!.ramBytes / 2 ** 30, "GiB");
+}

@@ -1,0 +1,72 @@
+/**
+ * Reading the real-kernel captures in ../shared/oracle/captures (format: that directory's README).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const CAPTURES = fileURLToPath(new URL("../../../shared/oracle/captures/", import.meta.url));
+
+export interface Capture {
+  name: string;
+  text: string;
+  /** `snapshot:what` → body lines. */
+  sections: Map<string, string[]>;
+}
+
+export function loadCapture(name: string): Capture {
+  const text = readFileSync(`${CAPTURES}${name}.txt`, "utf8");
+  const sections = new Map<string, string[]>();
+  let cur: string[] | null = null;
+  for (const line of text.split("\n")) {
+    const begin = /^=== BEGIN (.+) ===$/.exec(line);
+    if (begin) {
+      cur = [];
+      sections.set(begin[1]!, cur);
+      continue;
+    }
+    if (/^=== END rc=/.test(line)) {
+      cur = null;
+      continue;
+    }
+    cur?.push(line);
+  }
+  return { name, text, sections };
+}
+
+export function captureNames(): string[] {
+  return readdirSync(CAPTURES)
+    .filter((f) => f.endsWith(".txt") && f !== "timings.txt")
+    .map((f) => f.replace(/\.txt$/, ""))
+    .sort();
+}
+
+/** The kernel command line the capture's guest booted with (from its .cmdline, after `-append `). */
+export function captureAppend(name: string): string {
+  const cmd = readFileSync(`${CAPTURES}${name}.cmdline`, "utf8").replace(/\n$/, "");
+  const i = cmd.indexOf("-append ");
+  return i < 0 ? "" : cmd.slice(i + "-append ".length);
+}
+
+/** dmesg lines without timestamps. */
+export function dmesgLines(c: Capture): string[] {
+  return (c.sections.get("final:dmesg-full") ?? []).map((l) => l.replace(/^\[\s*\d+\.\d+\] /, ""));
+}
+
+export interface ZoneSummary {
+  node: number;
+  zone: string;
+  spanned: number;
+  present: number;
+  managed: number;
+  startPfn: number | null;
+}
+
+export function zoneSummary(c: Capture, snapshot: string): ZoneSummary[] {
+  const out: ZoneSummary[] = [];
+  for (const line of c.sections.get(`${snapshot}:zone-summary`) ?? []) {
+    const m = /^node=(\d+) zone=(\S+)\s+free=\d+ spanned=(\d+) present=(\d+) managed=(\d+) start_pfn=(\S+)/.exec(line);
+    if (!m) continue;
+    out.push({ node: Number(m[1]), zone: m[2]!, spanned: Number(m[3]), present: Number(m[4]), managed: Number(m[5]), startPfn: m[6] === "-" ? null : Number(m[6]) });
+  }
+  return out;
+}
