@@ -13,7 +13,9 @@ import {
   trimBiosRange,
 } from "./arch/x86/e820.ts";
 import { memoryDevInit, probeMemoryBlockSize } from "./drivers/base/memory.ts";
+import { BOOT_MODULES, type BootModule } from "./drivers/nvdimm/e820_pmem.ts";
 import { type ConfigView, Kernel, type OnlinePolicy, type OnlineType } from "./kernel.ts";
+import { DEFAULT_VARIANT, type KernelVariant } from "./variant.ts";
 import { memblockAdd, memblockSetNode, memblockTrimMemory } from "./mm/memblock.ts";
 import type { ZoneName } from "./mm/mmzone.ts";
 import { freeAreaInit, maxZonePfns, memblockFreeAll, sparseInit } from "./mm/page_alloc.ts";
@@ -78,12 +80,16 @@ export interface MachineSpec {
   managed: Array<{ node: number; zone: ZoneName; pages: number }>;
   hypervisor: boolean;
   memoryBlockSize?: number;
+  /** Era or proposal to model (default: 6.1). */
+  variant?: KernelVariant;
+  /** Drivers loaded at boot, in order (e.g. the oracle guest's nd_pmem). */
+  modules?: string[];
 }
 
 const hex18 = (x: number) => "0x" + x.toString(16).padStart(16, "0");
 
-export function bootKernel(spec: MachineSpec): Kernel {
-  const k = new Kernel(spec.arch, spec.config);
+export function bootKernel(spec: MachineSpec, variant: KernelVariant = spec.variant ?? DEFAULT_VARIANT): Kernel {
+  const k = new Kernel(spec.arch, spec.config, variant);
   k.commandLine = spec.commandLine;
   k.hypervisor = spec.hypervisor;
   parseHotplugParams(k, spec.commandLine);
@@ -99,6 +105,7 @@ export function bootKernel(spec: MachineSpec): Kernel {
     zone.managedFromSpec = true;
   }
   memoryDevInit(k, probeMemoryBlockSize(k, spec.memoryBlockSize));
+  for (const m of spec.modules ?? []) BOOT_MODULES[m as BootModule](k);
   return k;
 }
 

@@ -9,6 +9,11 @@ import { type Memblock, NUMA_NO_NODE } from "./mm/memblock.ts";
 import { Memmap } from "./mm/memmap.ts";
 import { newNode, type PglistData, type Zone, type ZoneName } from "./mm/mmzone.ts";
 import { SectionTable } from "./mm/sparse.ts";
+import { VmemmapLedger } from "./mm/sparse_vmemmap.ts";
+import { DEFAULT_VARIANT, type KernelVariant } from "./variant.ts";
+import { Sanitizer } from "./sanitizer.ts";
+import { PgmapRegistry } from "./mm/dev_pagemap.ts";
+import { devPagemapLive } from "./mm/memremap.ts";
 import { iomemRoot, type Resource } from "./resource.ts";
 
 /** What the model needs to know of the resolved Kconfig. */
@@ -49,12 +54,19 @@ export class Kernel {
    * get_dev_pagemap(pfn) != NULL: is a live dev_pagemap covering pfn? The ZONE_DEVICE model installs the
    * real lookup; a kernel without it has none.
    */
-  devPagemapLive: (pfn: number) => boolean = () => false;
-  /** Bytes of memmap (struct pages) the kernel allocated from RAM for hot-added memory. */
-  memmapBytesHotplug = 0;
+  devPagemapLive: (pfn: number) => boolean = (pfn) => devPagemapLive(this, pfn);
+  /** Variant zone-device-subsection-map only: global sub-section numbers that are ZONE_DEVICE. */
+  readonly zoneDeviceSubsections = new Set<number>();
+  /** Where the memmap of every hot-added chunk lives and what it cost. */
+  readonly vmemmap = new VmemmapLedger();
 
-  constructor(arch: ArchProfile, config: ConfigView) {
+  readonly variant: KernelVariant;
+  readonly sanitizer = new Sanitizer();
+  readonly pgmaps = new PgmapRegistry();
+
+  constructor(arch: ArchProfile, config: ConfigView, variant: KernelVariant = DEFAULT_VARIANT) {
     this.arch = arch;
+    this.variant = variant;
     this.geo = geometry(arch);
     this.config = config;
     this.sections = new SectionTable(this.geo);

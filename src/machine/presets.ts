@@ -77,6 +77,7 @@ export const MACHINE_PRESETS: Readonly<Record<string, Preset>> = {
       append: "console=ttyS0 nokaslr panic=-1 memmap=1G!4G",
       platform: q35Platform([0x140000000, 0x93fffffff]),
       kernel_image: KERNEL_IMAGE_6_1_0_56,
+      modules: ["nd_pmem"],
       managed: [
         { node: 0, zone: "DMA", pages: 3840 },
         { node: 0, zone: "DMA32", pages: 499697 },
@@ -97,6 +98,7 @@ export const MACHINE_PRESETS: Readonly<Record<string, Preset>> = {
       ],
       platform: q35Platform([0x140000000, 0x93fffffff]),
       kernel_image: KERNEL_IMAGE_6_1_0_56,
+      modules: ["nd_pmem"],
       managed: [
         { node: 0, zone: "DMA", pages: 3840 },
         { node: 0, zone: "DMA32", pages: 483121 },

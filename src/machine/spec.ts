@@ -11,6 +11,7 @@ import { type KernelConfig, kconfigPreset } from "../kconfig/kconfig.ts";
 import { type E820Entry, e820TypeFromName } from "../kernel/arch/x86/e820.ts";
 import type { MachineSpec, PlatformResource } from "../kernel/boot.ts";
 import { parseDmesg } from "./dmesg.ts";
+import { kernelVariant } from "../kernel/variant.ts";
 
 const SUFFIX: Record<string, number> = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
 
@@ -83,6 +84,8 @@ export const machineFileSchema = z
     kernel_image: z.array(z.object({ name: z.string(), start: size, end: size }).strict()).default([]),
     managed: z.array(z.object({ node: z.number().int().min(0), zone: zoneName, pages: z.number().int().min(0) }).strict()).default([]),
     hypervisor: z.boolean().default(false),
+    modules: z.array(z.enum(["nd_pmem"])).default([]),
+    variant: z.string().optional(),
     memory_block_size: size.optional(),
   })
   .strict();
@@ -165,6 +168,15 @@ export function resolveMachine(raw: unknown, where: string, lineOf?: (path: Read
     managed: m.managed,
     hypervisor: m.hypervisor,
     memoryBlockSize: m.memory_block_size,
+    modules: m.modules,
+    variant: m.variant === undefined ? undefined : (() => {
+      try {
+        return kernelVariant(m.variant);
+      } catch (e) {
+        if (e instanceof UsageError) fail(at(["variant"]), ["variant"], e.reason);
+        throw e;
+      }
+    })(),
   };
 }
 
@@ -202,7 +214,13 @@ export function loadMachineFile(file: string, text?: string): MachineSpec {
 }
 
 /** Build a machine from a pasted dmesg plus an optional command line (x86_64: BIOS-e820 + SRAT). */
-export function machineFromDmesg(file: string, append: string | undefined, archName = "x86_64", text?: string): MachineSpec {
+export function machineFromDmesg(
+  file: string,
+  append: string | undefined,
+  archName = "x86_64",
+  text?: string,
+  modules: Array<"nd_pmem"> = [],
+): MachineSpec {
   let src: string;
   try {
     src = text ?? readFileSync(file, "utf8");
@@ -215,6 +233,7 @@ export function machineFromDmesg(file: string, append: string | undefined, archN
     arch: archName,
     e820: d.firmwareE820.map((e) => ({ start: e.addr, size: e.size, type: e.type })),
     append: append ?? d.commandLine ?? "",
+    modules,
     numa: d.srat.map((s) => ({ node: s.node, start: s.start, size: s.end - s.start, hotplug: s.hotplug })),
   };
   return resolveMachine(raw, file);

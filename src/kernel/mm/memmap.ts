@@ -79,11 +79,27 @@ export function pageValue(over: Partial<PageValue>): PageValue {
   return { ...NO_PAGE, state: PageState.Initialised, ...over };
 }
 
+/** Compound pages laid out from `base`: every 2^order pages a head (the extent's value), then tails. */
+export interface CompoundLayout {
+  readonly order: number;
+  readonly base: number;
+  /** A tail page's value; its compoundHead is filled in per page. */
+  readonly tail: Readonly<PageValue>;
+}
+
 interface Extent {
   start: number;
   /** Exclusive. */
   end: number;
   value: Readonly<PageValue>;
+  compound?: CompoundLayout;
+}
+
+function extentPage(e: Extent, pfn: number): PageValue {
+  if (!e.compound) return { ...e.value };
+  const off = (pfn - e.compound.base) % 2 ** e.compound.order;
+  if (off === 0) return { ...e.value };
+  return { ...e.compound.tail, compoundHead: pfn - off };
 }
 
 /** One section's struct pages, one typed array per field. */
@@ -127,6 +143,10 @@ class SectionPages {
     this.pincount.fill(v.pincount, lo, hi);
   }
 
+  put(i: number, v: Readonly<PageValue>): void {
+    this.fill(i, i + 1, v);
+  }
+
   get(i: number): PageValue {
     return {
       state: this.state[i]!,
@@ -166,29 +186,30 @@ export class Memmap {
     return lo;
   }
 
-  private extentValue(pfn: number): Readonly<PageValue> {
+  private extentValue(pfn: number): PageValue {
     const e = this.extents[this.lowerBound(pfn)];
-    return e && e.start <= pfn ? e.value : NO_PAGE;
+    return e && e.start <= pfn ? extentPage(e, pfn) : { ...NO_PAGE };
   }
 
   /** Set every page in [start, end) to `value`: the way memmap init and teardown write whole ranges. */
-  setRange(start: number, end: number, value: Readonly<PageValue>): void {
+  setRange(start: number, end: number, value: Readonly<PageValue>, compound?: CompoundLayout): void {
     if (end <= start) return;
     const frozen = Object.freeze({ ...value });
+    const layout = compound ? Object.freeze({ ...compound, tail: Object.freeze({ ...compound.tail }) }) : undefined;
     const i = this.lowerBound(start);
     const out: Extent[] = [];
     let j = i;
     for (; j < this.extents.length; j++) {
       const e = this.extents[j]!;
       if (e.start >= end) break;
-      if (e.start < start) out.push({ start: e.start, end: start, value: e.value });
-      if (e.end > end) out.push({ start: end, end: e.end, value: e.value });
+      if (e.start < start) out.push({ ...e, end: start });
+      if (e.end > end) out.push({ ...e, start: end });
     }
     // Keep the pieces of overlapped extents that stay outside [start, end), then the new extent, in order.
     const before = out.filter((e) => e.end <= start);
     const after = out.filter((e) => e.start >= end);
     const merged: Extent[] = [...before];
-    if (frozen.state !== PageState.NoMemmap) merged.push({ start, end, value: frozen });
+    if (frozen.state !== PageState.NoMemmap) merged.push(layout ? { start, end, value: frozen, compound: layout } : { start, end, value: frozen });
     merged.push(...after);
     this.extents.splice(i, j - i, ...merged);
     // Pages already materialised take the new value too; a fully covered section goes back to extents.
@@ -199,7 +220,8 @@ export class Memmap {
       const lo = Math.max(start, base) - base;
       const hi = Math.min(end, base + this.pagesPerSection) - base;
       if (lo === 0 && hi === this.pagesPerSection) this.sections.delete(nr);
-      else arr.fill(lo, hi, frozen);
+      else if (!layout) arr.fill(lo, hi, frozen);
+      else for (let i = lo; i < hi; i++) arr.put(i, extentPage({ start, end, value: frozen, compound: layout }, base + i));
     }
   }
 
@@ -212,7 +234,10 @@ export class Memmap {
     for (let i = this.lowerBound(base); i < this.extents.length; i++) {
       const e = this.extents[i]!;
       if (e.start >= end) break;
-      arr.fill(Math.max(e.start, base) - base, Math.min(e.end, end) - base, e.value);
+      const lo = Math.max(e.start, base) - base;
+      const hi = Math.min(e.end, end) - base;
+      if (!e.compound) arr.fill(lo, hi, e.value);
+      else for (let p = lo; p < hi; p++) arr.put(p, extentPage(e, base + p));
     }
     this.sections.set(nr, arr);
     return arr;
@@ -223,7 +248,7 @@ export class Memmap {
     const nr = Math.floor(pfn / this.pagesPerSection);
     const arr = this.sections.get(nr);
     if (arr) return arr.get(pfn - nr * this.pagesPerSection);
-    return { ...this.extentValue(pfn) };
+    return this.extentValue(pfn);
   }
 
   state(pfn: number): PageState {
@@ -283,7 +308,12 @@ export class Memmap {
         continue;
       }
       const to = this.nextMaterialised(pfn, Math.min(e.end, end));
-      yield { start: pfn, end: to, value: { ...e.value } };
+      if (e.compound) {
+        // Heads and tails alternate: one run per page.
+        for (let p = pfn; p < to; p++) yield { start: p, end: p + 1, value: extentPage(e, p) };
+      } else {
+        yield { start: pfn, end: to, value: { ...e.value } };
+      }
       pfn = to;
     }
   }

@@ -18,7 +18,8 @@ import {
 import { flagBit, PageState, PG_reserved, pageValue } from "./memmap.ts";
 import { nodeEndPfn, type PglistData, type Zone, zoneEndPfn, zoneIntersects, zoneIsEmpty } from "./mmzone.ts";
 import { SECTION_IS_ONLINE } from "./sparse.ts";
-import { ramVmemmap, sectionDeactivate, sparseAddSection, type VmemmapOps } from "./sparse_hotplug.ts";
+import { sectionDeactivate, sparseAddSection } from "./sparse_hotplug.ts";
+import { MHP_RAM, type MhpParams } from "./sparse_vmemmap.ts";
 
 // ref: mm/memory_hotplug.c pfn_to_online_page
 export function pfnToOnlinePage(k: Kernel, pfn: number): boolean {
@@ -28,6 +29,8 @@ export function pfnToOnlinePage(k: Kernel, pfn: number): boolean {
   if (!k.sections.pfnSectionValid(nr, pfn)) return false;
   // Only sections where ZONE_DEVICE and online memory meet take the slow path through get_dev_pagemap().
   if (!k.sections.onlineDevice(nr)) return true;
+  // Seed 002's alternative: answer from a per-sub-section bitmap, touching neither struct page nor pgmap.
+  if (k.variant.subsectionZoneDeviceMap) return !k.zoneDeviceSubsections.has(Math.floor(pfn / k.geo.pagesPerSubsection));
   return !k.devPagemapLive(pfn);
 }
 
@@ -51,7 +54,7 @@ export function mhpRangeAllowed(k: Kernel, start: number, size: number): boolean
 }
 
 // ref: mm/memory_hotplug.c __add_pages
-export function addPagesGeneric(k: Kernel, nid: number, pfn: number, nrPages: number, vmemmap: VmemmapOps): Errno {
+export function addPagesGeneric(k: Kernel, nid: number, pfn: number, nrPages: number, params: MhpParams): Errno {
   if (checkPfnSpan(k, pfn, nrPages)) {
     k.printk(`WARNING: Misaligned __add_pages start: 0x${pfn.toString(16)} end: #${(pfn + nrPages - 1).toString(16)}`);
     return -EINVAL;
@@ -62,7 +65,7 @@ export function addPagesGeneric(k: Kernel, nid: number, pfn: number, nrPages: nu
     // Up to the next section boundary; already-added chunks are not rolled back on error.
     const sectionEnd = (k.sections.pfnToSectionNr(cur) + 1) * k.geo.pagesPerSection;
     const n = Math.min(end, sectionEnd) - cur;
-    err = sparseAddSection(k, nid, cur, n, vmemmap);
+    err = sparseAddSection(k, nid, cur, n, params);
     if (err) break;
     cur += n;
   }
@@ -80,29 +83,57 @@ function updateEndOfMemoryVars(k: Kernel, start: number, size: number): void {
 }
 
 /**
- * arch_add_memory for RAM (no pgmap): x86 add_pages checks the range and raises max_pfn; arm64 raises it
- * after __add_pages; powerpc's add_pages raises it too.
+ * The arch's add_pages: x86 checks PHYSMEM_END, only WARNs when __add_pages fails, and raises max_pfn unless
+ * a pgmap is being added (6.1.192; v6.1.0 and older raised it for device memory too); powerpc raises it on
+ * success; arm64 has no add_pages of its own.
  */
-// ref: arch/x86/mm/init_64.c add_pages, arch/arm64/mm/mmu.c arch_add_memory, arch/powerpc/mm/mem.c add_pages
-export function archAddMemory(k: Kernel, nid: number, start: number, size: number, vmemmap: VmemmapOps = ramVmemmap): Errno {
+// ref: arch/x86/mm/init_64.c add_pages, arch/powerpc/mm/mem.c add_pages, mm/memory_hotplug.c __add_pages
+export function addPages(k: Kernel, nid: number, pfn: number, nrPages: number, params: MhpParams, hasPgmap: boolean): Errno {
+  const start = k.pfnPhys(pfn);
+  const size = k.pfnPhys(nrPages);
+  if (k.arch.arch === "x86_64") {
+    if (start + size - 1 > physmemEnd(k)) return -ERANGE;
+    const err = addPagesGeneric(k, nid, pfn, nrPages, params);
+    if (!hasPgmap || k.variant.x86MaxPfnRaisedByDevice) updateEndOfMemoryVars(k, start, size);
+    return err;
+  }
+  const err = addPagesGeneric(k, nid, pfn, nrPages, params);
+  if (!err && k.arch.arch === "ppc64") updateEndOfMemoryVars(k, start, size);
+  return err;
+}
+
+/** arch_add_memory: the direct map (not modelled) plus add_pages; arm64 raises max_pfn itself on success. */
+// ref: arch/x86/mm/init_64.c arch_add_memory, arch/arm64/mm/mmu.c arch_add_memory, arch/powerpc/mm/mem.c arch_add_memory
+export function archAddMemory(
+  k: Kernel,
+  nid: number,
+  start: number,
+  size: number,
+  params: MhpParams = MHP_RAM,
+  hasPgmap = false,
+): Errno {
   const pfn = k.physPfn(start);
   const nr = size / k.geo.pageSize;
-  if (k.arch.arch === "x86_64" && start + size - 1 > physmemEnd(k)) return -ERANGE;
-  const err = addPagesGeneric(k, nid, pfn, nr, vmemmap);
-  // x86 add_pages only WARNs when __add_pages fails and updates max_pfn anyway.
-  if (err && k.arch.arch !== "x86_64") return err;
-  updateEndOfMemoryVars(k, start, size);
+  const err = addPages(k, nid, pfn, nr, params, hasPgmap);
+  if (!err && k.arch.arch === "arm64") {
+    const end = Math.ceil((start + size) / k.geo.pageSize);
+    if (end > k.maxPfn) {
+      k.maxPfn = end;
+      k.highMemory = k.pfnPhys(end);
+    }
+    k.maxLowPfn = k.maxPfn;
+  }
   return err;
 }
 
 // ref: mm/memory_hotplug.c __remove_pages
-export function removePages(k: Kernel, pfn: number, nrPages: number, vmemmap: VmemmapOps = ramVmemmap): Errno {
+export function removePages(k: Kernel, pfn: number, nrPages: number, params: MhpParams = MHP_RAM): Errno {
   if (checkPfnSpan(k, pfn, nrPages)) return -EINVAL;
   const end = pfn + nrPages;
   for (let cur = pfn; cur < end; ) {
     const sectionEnd = (k.sections.pfnToSectionNr(cur) + 1) * k.geo.pagesPerSection;
     const n = Math.min(end, sectionEnd) - cur;
-    sectionDeactivate(k, cur, n, vmemmap);
+    sectionDeactivate(k, cur, n, params);
     cur += n;
   }
   return 0;

@@ -9,26 +9,7 @@ import { EEXIST, EINVAL, type Errno } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { PageState, pageValue } from "./memmap.ts";
 import { SECTION_HAS_MEM_MAP } from "./sparse.ts";
-
-/** The hook the vmemmap model fills in: populate/depopulate [pfn, pfn+nr) and account its cost. */
-export interface VmemmapOps {
-  populate(k: Kernel, pfn: number, nrPages: number, nid: number): Errno;
-  depopulate(k: Kernel, pfn: number, nrPages: number): void;
-}
-
-/** Memmap from RAM, one struct page per pfn (the generic __populate_section_memmap without an altmap). */
-export const ramVmemmap: VmemmapOps = {
-  populate(k, pfn, nrPages) {
-    k.memmap.setRange(pfn, pfn + nrPages, pageValue({ state: PageState.Uninitialised }));
-    k.memmapBytesHotplug += nrPages * k.arch.structPageSize;
-    return 0;
-  },
-  depopulate(k, pfn, nrPages) {
-    // The vmemmap is freed; the model remembers it existed so a later access is a use-after-free.
-    k.memmap.setRange(pfn, pfn + nrPages, pageValue({ state: PageState.TornDown }));
-    k.memmapBytesHotplug -= nrPages * k.arch.structPageSize;
-  },
-};
+import { type MhpParams, depopulateSectionMemmap, populateSectionMemmap } from "./sparse_vmemmap.ts";
 
 // ref: mm/sparse.c fill_subsection_map
 function fillSubsectionMap(k: Kernel, pfn: number, nrPages: number): Errno {
@@ -42,7 +23,7 @@ function fillSubsectionMap(k: Kernel, pfn: number, nrPages: number): Errno {
 }
 
 // ref: mm/sparse.c section_activate
-function sectionActivate(k: Kernel, nid: number, pfn: number, nrPages: number, vmemmap: VmemmapOps): Errno {
+function sectionActivate(k: Kernel, nid: number, pfn: number, nrPages: number, params: MhpParams): Errno {
   const nr = k.sections.pfnToSectionNr(pfn);
   let usageFresh = false;
   if (!k.sections.hasUsage(nr)) {
@@ -56,18 +37,18 @@ function sectionActivate(k: Kernel, nid: number, pfn: number, nrPages: number, v
   }
   // A partial hot-add into an early section reuses the boot memmap: no allocation.
   if (nrPages < k.geo.pagesPerSection && k.sections.early(nr)) return 0;
-  const err = vmemmap.populate(k, pfn, nrPages, nid);
+  const err = populateSectionMemmap(k, pfn, nrPages, nid, params);
   if (err) {
-    sectionDeactivate(k, pfn, nrPages, vmemmap);
+    sectionDeactivate(k, pfn, nrPages, params);
     return err;
   }
   return 0;
 }
 
 // ref: mm/sparse.c sparse_add_section
-export function sparseAddSection(k: Kernel, nid: number, pfn: number, nrPages: number, vmemmap: VmemmapOps): Errno {
+export function sparseAddSection(k: Kernel, nid: number, pfn: number, nrPages: number, params: MhpParams): Errno {
   const nr = k.sections.pfnToSectionNr(pfn);
-  const rc = sectionActivate(k, nid, pfn, nrPages, vmemmap);
+  const rc = sectionActivate(k, nid, pfn, nrPages, params);
   if (rc) return rc;
   if (!k.sections.present(nr)) k.sections.setNid(nr, nid);
   k.sections.markPresent(nr);
@@ -76,7 +57,7 @@ export function sparseAddSection(k: Kernel, nid: number, pfn: number, nrPages: n
 }
 
 // ref: mm/sparse.c section_deactivate
-export function sectionDeactivate(k: Kernel, pfn: number, nrPages: number, vmemmap: VmemmapOps): void {
+export function sectionDeactivate(k: Kernel, pfn: number, nrPages: number, params: MhpParams): void {
   const nr = k.sections.pfnToSectionNr(pfn);
   const first = k.sections.subsectionIndex(pfn);
   const last = k.sections.subsectionIndex(pfn + nrPages - 1);
@@ -92,7 +73,7 @@ export function sectionDeactivate(k: Kernel, pfn: number, nrPages: number, vmemm
     k.sections.setFlags(nr, k.sections.flags(nr) & ~SECTION_HAS_MEM_MAP);
     if (!k.sections.usageFromBoot(nr)) k.sections.setUsage(nr, 0);
   }
-  if (!early) vmemmap.depopulate(k, pfn, nrPages);
+  if (!early) depopulateSectionMemmap(k, pfn, nrPages, params.altmap);
   else if (empty) {
     const start = k.sections.sectionNrToPfn(nr);
     k.memmap.setRange(start, start + k.geo.pagesPerSection, pageValue({ state: PageState.TornDown }));

@@ -237,7 +237,7 @@ describe("add_memory at 8 GiB (inside the non-busy 64-bit PCI window)", () => {
     assert.equal(k.sections.flags(65), 0);
     assert.equal(k.sections.hasUsage(64), false);
     assert.equal(k.sections.pfnValid(PFN_8G), false);
-    assert.equal(k.memmapBytesHotplug, 0);
+    assert.equal(k.vmemmap.ramBytes, 0);
     assert.equal(findRam(k, G8), undefined);
     assert.equal(renderIomem(k), iomemBoot);
     assert.equal(regionIntersects(k.iomem, G8, 2 * BLOCK, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE), REGION_DISJOINT);

@@ -106,7 +106,7 @@ function snapshot(k: Kernel): Snapshot {
     sections: Array.from({ length: FIRST_ID + NBLOCKS + 2 }, (_, nr) => k.sections.flags(nr)),
     blocks: k.memoryBlocks.all().map((b) => b.id),
     iomem: renderIomem(k),
-    memmapBytes: k.memmapBytesHotplug,
+    memmapBytes: k.vmemmap.ramBytes,
   };
 }
 
@@ -224,7 +224,7 @@ function checkInvariants(k: Kernel, ref: Map<number, RefBlock>, bootSnap: Snapsh
     assert.equal(regionIntersects(k.iomem, start, BLOCK, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE), REGION_INTERSECTS);
   }
   assert.equal(k.memoryBlocks.count(), BOOT_BLOCKS + added);
-  assert.equal(k.memmapBytesHotplug, added * NR * k.arch.structPageSize);
+  assert.equal(k.vmemmap.ramBytes, added * NR * k.arch.structPageSize);
 }
 
 describe("RAM hot-plug sequences (fast-check)", () => {

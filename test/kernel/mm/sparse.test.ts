@@ -17,7 +17,8 @@ import {
   SECTION_MARKED_PRESENT,
   SectionTable,
 } from "../../../src/kernel/mm/sparse.ts";
-import { ramVmemmap, sectionDeactivate, sparseAddSection } from "../../../src/kernel/mm/sparse_hotplug.ts";
+import { sectionDeactivate, sparseAddSection } from "../../../src/kernel/mm/sparse_hotplug.ts";
+import { MHP_RAM } from "../../../src/kernel/mm/sparse_vmemmap.ts";
 import { machinePreset } from "../../../src/machine/presets.ts";
 import { resolveMachine } from "../../../src/machine/spec.ts";
 
@@ -141,7 +142,7 @@ describe("section_activate / section_deactivate (hot-add of sub-sections)", () =
     const k = bootKernel(machinePreset("qemu-q35-3g-pmem1g"));
     const nr = 64; // 8 GiB
     const base = nr * PPS;
-    assert.equal(sparseAddSection(k, 0, base + 4 * PPSS, 2 * PPSS, ramVmemmap), 0);
+    assert.equal(sparseAddSection(k, 0, base + 4 * PPSS, 2 * PPSS, MHP_RAM), 0);
     assert.equal(k.sections.flags(nr), HOTADDED);
     assert.equal(k.sections.hasUsage(nr), true);
     assert.equal(k.sections.usageFromBoot(nr), false);
@@ -151,30 +152,30 @@ describe("section_activate / section_deactivate (hot-add of sub-sections)", () =
     assert.equal(k.sections.pfnValid(base + 6 * PPSS), false);
     assert.equal(k.memmap.state(base + 4 * PPSS), PageState.Uninitialised);
     assert.equal(k.memmap.state(base + 6 * PPSS), PageState.NoMemmap);
-    assert.equal(k.memmapBytesHotplug, 2 * PPSS * k.arch.structPageSize);
+    assert.equal(k.vmemmap.ramBytes, 2 * PPSS * k.arch.structPageSize);
     // Hot-added sections are not online until online_pages.
     assert.equal(pfnToOnlinePage(k, base + 4 * PPSS), false);
     assert.equal(k.sections.highestPresentSectionNr, nr);
 
-    assert.equal(sparseAddSection(k, 0, base + 4 * PPSS, 2 * PPSS, ramVmemmap), -EEXIST);
-    assert.equal(sparseAddSection(k, 0, base + 5 * PPSS, 2 * PPSS, ramVmemmap), -EEXIST);
+    assert.equal(sparseAddSection(k, 0, base + 4 * PPSS, 2 * PPSS, MHP_RAM), -EEXIST);
+    assert.equal(sparseAddSection(k, 0, base + 5 * PPSS, 2 * PPSS, MHP_RAM), -EEXIST);
     assert.equal(k.sections.testSubsection(nr, 6), false, "a refused add sets no bit");
-    assert.equal(sparseAddSection(k, 0, base + 6 * PPSS, PPSS, ramVmemmap), 0);
-    assert.equal(k.memmapBytesHotplug, 3 * PPSS * k.arch.structPageSize);
+    assert.equal(sparseAddSection(k, 0, base + 6 * PPSS, PPSS, MHP_RAM), 0);
+    assert.equal(k.vmemmap.ramBytes, 3 * PPSS * k.arch.structPageSize);
 
-    sectionDeactivate(k, base + 4 * PPSS, 2 * PPSS, ramVmemmap);
+    sectionDeactivate(k, base + 4 * PPSS, 2 * PPSS, MHP_RAM);
     assert.equal(k.sections.flags(nr), HOTADDED, "still one sub-section left");
     assert.equal(k.sections.pfnValid(base + 4 * PPSS), false);
     assert.equal(k.sections.pfnValid(base + 6 * PPSS), true);
     assert.equal(k.memmap.state(base + 4 * PPSS), PageState.TornDown);
-    sectionDeactivate(k, base + 6 * PPSS, PPSS, ramVmemmap);
+    sectionDeactivate(k, base + 6 * PPSS, PPSS, MHP_RAM);
     assert.equal(k.sections.flags(nr), 0);
     assert.equal(k.sections.hasUsage(nr), false);
     assert.equal(k.sections.pfnValid(base + 6 * PPSS), false);
-    assert.equal(k.memmapBytesHotplug, 0);
+    assert.equal(k.vmemmap.ramBytes, 0);
     // Deactivating again: WARN "section already deactivated", nothing else.
     const logged = k.log.length;
-    sectionDeactivate(k, base + 6 * PPSS, PPSS, ramVmemmap);
+    sectionDeactivate(k, base + 6 * PPSS, PPSS, MHP_RAM);
     assert.equal(k.log.length, logged + 1);
     assert.match(k.log[logged]!, /section already deactivated/);
     assert.equal(k.sections.flags(nr), 0);
@@ -183,7 +184,7 @@ describe("section_activate / section_deactivate (hot-add of sub-sections)", () =
   it("an empty range is -EINVAL and frees the freshly allocated usage", () => {
     const k = bootKernel(machinePreset("qemu-q35-3g-pmem1g"));
     const base = 65 * PPS;
-    assert.equal(sparseAddSection(k, 0, base + 3 * PPSS, 0, ramVmemmap), -EINVAL);
+    assert.equal(sparseAddSection(k, 0, base + 3 * PPSS, 0, MHP_RAM), -EINVAL);
     assert.equal(k.sections.hasUsage(65), false);
     assert.equal(k.sections.flags(65), 0);
   });
@@ -211,12 +212,12 @@ describe("section_activate / section_deactivate (hot-add of sub-sections)", () =
     // Early: valid in full even where no boot memory is.
     assert.equal(k.sections.pfnValid(base + 60 * PPSS), true);
     const pfn = base + 56 * PPSS;
-    assert.equal(sparseAddSection(k, 0, pfn, 8 * PPSS, ramVmemmap), 0);
-    assert.equal(k.memmapBytesHotplug, 0, "no new memmap for an early section");
+    assert.equal(sparseAddSection(k, 0, pfn, 8 * PPSS, MHP_RAM), 0);
+    assert.equal(k.vmemmap.ramBytes, 0, "no new memmap for an early section");
     assert.equal(k.sections.flags(nr), BOOT);
     assert.ok(k.sections.subsectionBits(nr).every(Boolean));
-    assert.equal(sparseAddSection(k, 0, pfn, PPSS, ramVmemmap), -EEXIST);
-    sectionDeactivate(k, pfn, 8 * PPSS, ramVmemmap);
+    assert.equal(sparseAddSection(k, 0, pfn, PPSS, MHP_RAM), -EEXIST);
+    sectionDeactivate(k, pfn, 8 * PPSS, MHP_RAM);
     assert.equal(k.sections.flags(nr), BOOT, "early and still partly populated: untouched");
     assert.equal(k.sections.testSubsection(nr, 56), false);
     assert.equal(k.sections.testSubsection(nr, 55), true);
