@@ -49,3 +49,26 @@ for (const [label, preset] of [
   emit(`${label}: model state`, median(samples.map((s) => s.modelBytes)) / 2 ** 20, "MiB");
   emit(`${label}: RAM modelled`, samples[0]!.ramBytes / 2 ** 30, "GiB");
 }
+
+interface DeviceSample {
+  rc: number;
+  ms: number;
+  peakRssMiB: number;
+  memmapRamBytes: number;
+  memmapDeviceBytes: number;
+  pageTableBytes: number;
+}
+
+const ZD = fileURLToPath(new URL("./zone_device_one.ts", import.meta.url));
+for (const [label, which] of [
+  ["memremap 64 TiB devdax, 2 MiB compound pages", "devdax-2m-64t"],
+  ["memremap 16 TiB fsdax, 4 KiB pages, altmap", "fsdax-altmap-16t"],
+] as const) {
+  const samples = Array.from({ length: RUNS }, () => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", ZD, which], { encoding: "utf8" })) as DeviceSample);
+  if (samples.some((s) => s.rc !== 0)) throw new Error(`${label}: memremap_pages failed with ${samples[0]!.rc}`);
+  emit(`${label}: time`, median(samples.map((s) => s.ms)), "ms");
+  emit(`${label}: peak RSS`, median(samples.map((s) => s.peakRssMiB)), "MiB");
+  emit(`${label}: kernel memmap in RAM`, samples[0]!.memmapRamBytes / 2 ** 20, "MiB");
+  emit(`${label}: kernel memmap in device`, samples[0]!.memmapDeviceBytes / 2 ** 20, "MiB");
+  emit(`${label}: kernel vmemmap page tables`, samples[0]!.pageTableBytes / 2 ** 20, "MiB");
+}

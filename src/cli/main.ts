@@ -64,7 +64,7 @@ function buildProgram(): Command {
       .command("layout")
       .description("boot a machine and print /proc/iomem, /proc/zoneinfo, sections and memory blocks"),
   )
-    .addOption(new Option("--show <parts>", `comma-separated: ${LAYOUT_PARTS.join(",")}`).default("summary,iomem,zoneinfo,sections,blocks"))
+    .addOption(new Option("--show <parts>", `comma-separated: ${LAYOUT_PARTS.join(",")}`).default("summary,iomem,zoneinfo,sections,blocks,pgmaps"))
     .option("--json", "print JSON for scripts")
     .action((opts: MachineOpts & { show: string; json?: boolean }) => {
       const parts = parseParts(opts.show);

@@ -14,11 +14,14 @@ import {
 } from "./arch/x86/e820.ts";
 import { memoryDevInit, probeMemoryBlockSize } from "./drivers/base/memory.ts";
 import { BOOT_MODULES, type BootModule } from "./drivers/nvdimm/e820_pmem.ts";
+import { errnoName } from "./errno.ts";
 import { type ConfigView, Kernel, type OnlinePolicy, type OnlineType } from "./kernel.ts";
-import { DEFAULT_VARIANT, type KernelVariant } from "./variant.ts";
+import type { DevPagemapSpec } from "./mm/dev_pagemap.ts";
 import { memblockAdd, memblockSetNode, memblockTrimMemory } from "./mm/memblock.ts";
+import { memremapPages, newDevPagemap } from "./mm/memremap.ts";
 import type { ZoneName } from "./mm/mmzone.ts";
 import { freeAreaInit, maxZonePfns, memblockFreeAll, sparseInit } from "./mm/page_alloc.ts";
+import { runToEnd } from "./path.ts";
 import {
   IORES_DESC_ACPI_NV_STORAGE,
   IORES_DESC_ACPI_TABLES,
@@ -38,6 +41,7 @@ import {
   reserveRegionWithSplit,
   walkResources,
 } from "./resource.ts";
+import { DEFAULT_VARIANT, type KernelVariant } from "./variant.ts";
 
 /** A platform resource the model does not derive (PCI windows, ROMs, APICs): input facts about the machine. */
 export interface PlatformResource {
@@ -84,6 +88,8 @@ export interface MachineSpec {
   variant?: KernelVariant;
   /** Drivers loaded at boot, in order (e.g. the oracle guest's nd_pmem). */
   modules?: string[];
+  /** Device memory a driver memremaps after boot (prototyping a driver's dev_pagemap). */
+  pgmaps?: Array<DevPagemapSpec & { nid: number }>;
 }
 
 const hex18 = (x: number) => "0x" + x.toString(16).padStart(16, "0");
@@ -106,6 +112,11 @@ export function bootKernel(spec: MachineSpec, variant: KernelVariant = spec.vari
   }
   memoryDevInit(k, probeMemoryBlockSize(k, spec.memoryBlockSize));
   for (const m of spec.modules ?? []) BOOT_MODULES[m as BootModule](k);
+  for (const p of spec.pgmaps ?? []) {
+    const pgmap = newDevPagemap(k, p);
+    const rc = runToEnd(memremapPages(k, pgmap, p.nid));
+    k.printk(`memremap_pages(${p.device}) = ${errnoName(rc)}`);
+  }
   return k;
 }
 

@@ -5,16 +5,16 @@
 import { type ArchProfile, type Geometry, geometry } from "../arch/profiles.ts";
 import type { MemoryBlocks } from "../kernel/drivers/base/memory.ts";
 import type { E820Entry } from "./arch/x86/e820.ts";
+import { PgmapRegistry } from "./mm/dev_pagemap.ts";
 import { type Memblock, NUMA_NO_NODE } from "./mm/memblock.ts";
 import { Memmap } from "./mm/memmap.ts";
+import { devPagemapLive } from "./mm/memremap.ts";
 import { newNode, type PglistData, type Zone, type ZoneName } from "./mm/mmzone.ts";
 import { SectionTable } from "./mm/sparse.ts";
 import { VmemmapLedger } from "./mm/sparse_vmemmap.ts";
-import { DEFAULT_VARIANT, type KernelVariant } from "./variant.ts";
-import { Sanitizer } from "./sanitizer.ts";
-import { PgmapRegistry } from "./mm/dev_pagemap.ts";
-import { devPagemapLive } from "./mm/memremap.ts";
 import { iomemRoot, type Resource } from "./resource.ts";
+import { Sanitizer } from "./sanitizer.ts";
+import { DEFAULT_VARIANT, type KernelVariant } from "./variant.ts";
 
 /** What the model needs to know of the resolved Kconfig. */
 export interface ConfigView {

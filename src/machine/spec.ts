@@ -10,8 +10,10 @@ import { UsageError } from "../errors.ts";
 import { type KernelConfig, kconfigPreset } from "../kconfig/kconfig.ts";
 import { type E820Entry, e820TypeFromName } from "../kernel/arch/x86/e820.ts";
 import type { MachineSpec, PlatformResource } from "../kernel/boot.ts";
-import { parseDmesg } from "./dmesg.ts";
+import { MemoryType } from "../kernel/mm/dev_pagemap.ts";
+import { newAltmap } from "../kernel/mm/vmem_altmap.ts";
 import { kernelVariant } from "../kernel/variant.ts";
+import { parseDmesg } from "./dmesg.ts";
 
 const SUFFIX: Record<string, number> = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
 
@@ -65,6 +67,27 @@ const platformResource = z
   .object({ name: z.string().min(1), start: size, end: size, op: z.enum(["insert", "request", "nest"]).default("insert") })
   .strict();
 
+const pgmapEntry = z
+  .object({
+    device: z.string().min(1),
+    type: z.enum(["private", "coherent", "fsdax", "generic", "p2pdma"]),
+    ranges: z.array(range).min(1),
+    node: z.number().int().min(-1).default(-1),
+    vmemmap_shift: z.number().int().min(0).max(30).default(0),
+    altmap: z.object({ reserve: z.number().int().min(0), free: z.number().int().min(0) }).strict().optional(),
+    owner: z.string().optional(),
+    ops: z.array(z.enum(["page_free", "migrate_to_ram", "memory_failure"])).optional(),
+  })
+  .strict();
+
+const PGMAP_TYPES: Record<string, MemoryType> = {
+  private: MemoryType.PRIVATE,
+  coherent: MemoryType.COHERENT,
+  fsdax: MemoryType.FS_DAX,
+  generic: MemoryType.GENERIC,
+  p2pdma: MemoryType.PCI_P2PDMA,
+};
+
 const zoneName = z.enum(["DMA", "DMA32", "Normal", "Movable", "Device"]);
 
 export const machineFileSchema = z
@@ -85,6 +108,7 @@ export const machineFileSchema = z
     managed: z.array(z.object({ node: z.number().int().min(0), zone: zoneName, pages: z.number().int().min(0) }).strict()).default([]),
     hypervisor: z.boolean().default(false),
     modules: z.array(z.enum(["nd_pmem"])).default([]),
+    pgmaps: z.array(pgmapEntry).default([]),
     variant: z.string().optional(),
     memory_block_size: size.optional(),
   })
@@ -169,6 +193,24 @@ export function resolveMachine(raw: unknown, where: string, lineOf?: (path: Read
     hypervisor: m.hypervisor,
     memoryBlockSize: m.memory_block_size,
     modules: m.modules,
+    pgmaps: m.pgmaps.map((p) => {
+      const type = PGMAP_TYPES[p.type]!;
+      const ranges = p.ranges.map((r) => ({ start: r.start, end: r.endExcl - 1 }));
+      const first = ranges[0]!;
+      const needsOwner = type === MemoryType.PRIVATE || type === MemoryType.COHERENT;
+      // Default ops: what the type requires (page_free, and migrate_to_ram for device-private).
+      const ops = p.ops ?? (needsOwner ? ["page_free", ...(type === MemoryType.PRIVATE ? ["migrate_to_ram"] : [])] : []);
+      return {
+        device: p.device,
+        type,
+        ranges,
+        nid: p.node,
+        vmemmapShift: p.vmemmap_shift,
+        altmap: p.altmap ? newAltmap(Math.floor(first.start / 2 ** arch.pageShift), Math.floor(first.end / 2 ** arch.pageShift), p.altmap.reserve, p.altmap.free) : null,
+        owner: p.owner ?? (needsOwner ? p.device : null),
+        ops: ops.length ? { pageFree: ops.includes("page_free") ? () => {} : undefined, migrateToRam: ops.includes("migrate_to_ram"), memoryFailure: ops.includes("memory_failure") } : null,
+      };
+    }),
     variant: m.variant === undefined ? undefined : (() => {
       try {
         return kernelVariant(m.variant);

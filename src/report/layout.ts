@@ -4,10 +4,11 @@
 import type { Kernel } from "../kernel/kernel.ts";
 import { iomemJson, renderIomem } from "./iomem.ts";
 import { memoryBlocksJson, renderMemoryBlocks } from "./memory_blocks.ts";
+import { pgmapsJson, renderPgmaps } from "./pgmaps.ts";
 import { renderSections, sectionRuns } from "./sections.ts";
 import { renderZoneinfo, zoneinfoJson } from "./zoneinfo.ts";
 
-export const LAYOUT_PARTS = ["summary", "iomem", "zoneinfo", "sections", "blocks", "log"] as const;
+export const LAYOUT_PARTS = ["summary", "iomem", "zoneinfo", "sections", "blocks", "pgmaps", "log"] as const;
 export type LayoutPart = (typeof LAYOUT_PARTS)[number];
 
 function fmtBytes(n: number): string {
@@ -43,6 +44,7 @@ export function renderLayout(k: Kernel, name: string, parts: readonly LayoutPart
     if (part === "zoneinfo") out.push(`== /proc/zoneinfo (zone lines the model predicts) ==\n${renderZoneinfo(k)}`);
     if (part === "sections") out.push(`== sparsemem sections ==\n${renderSections(k)}`);
     if (part === "blocks") out.push(`== /sys/devices/system/memory ==\n${renderMemoryBlocks(k)}`);
+    if (part === "pgmaps") out.push(`== dev_pagemaps ==\n${renderPgmaps(k)}`);
     if (part === "log") out.push(`== boot log (memory lines) ==\n${k.log.join("\n")}\n`);
   }
   return out.join("\n");
@@ -60,6 +62,7 @@ export function layoutJson(k: Kernel, name: string): object {
     sections: sectionRuns(k),
     memoryBlockSize: k.memoryBlocks.blockSize,
     memoryBlocks: memoryBlocksJson(k),
+    pgmaps: pgmapsJson(k),
     log: k.log,
   };
 }

@@ -75,6 +75,10 @@ export const NO_PAGE: Readonly<PageValue> = Object.freeze({
   pincount: 0,
 });
 
+/** Shared frozen values for the states whole ranges are set to (identity makes coalescing cheap). */
+export const UNINITIALISED_PAGE: Readonly<PageValue> = Object.freeze({ ...NO_PAGE, state: PageState.Uninitialised });
+export const TORN_DOWN_PAGE: Readonly<PageValue> = Object.freeze({ ...NO_PAGE, state: PageState.TornDown });
+
 export function pageValue(over: Partial<PageValue>): PageValue {
   return { ...NO_PAGE, state: PageState.Initialised, ...over };
 }
@@ -194,9 +198,16 @@ export class Memmap {
   /** Set every page in [start, end) to `value`: the way memmap init and teardown write whole ranges. */
   setRange(start: number, end: number, value: Readonly<PageValue>, compound?: CompoundLayout): void {
     if (end <= start) return;
-    const frozen = Object.freeze({ ...value });
+    const frozen = Object.isFrozen(value) ? value : Object.freeze({ ...value });
     const layout = compound ? Object.freeze({ ...compound, tail: Object.freeze({ ...compound.tail }) }) : undefined;
     const i = this.lowerBound(start);
+    const next = this.extents[i];
+    if ((!next || next.start >= end) && frozen.state !== PageState.NoMemmap && this.sections.size === 0) {
+      // Fast path: [start, end) falls in a gap (typically just past the last extent, as hot-add goes).
+      this.extents.splice(i, 0, layout ? { start, end, value: frozen, compound: layout } : { start, end, value: frozen });
+      this.coalesce(Math.max(0, i - 1), Math.min(this.extents.length - 1, i + 1));
+      return;
+    }
     const out: Extent[] = [];
     let j = i;
     for (; j < this.extents.length; j++) {
@@ -212,6 +223,8 @@ export class Memmap {
     if (frozen.state !== PageState.NoMemmap) merged.push(layout ? { start, end, value: frozen, compound: layout } : { start, end, value: frozen });
     merged.push(...after);
     this.extents.splice(i, j - i, ...merged);
+    // Coalesce with equal neighbours so range-by-range fills (a section at a time) keep the list short.
+    this.coalesce(Math.max(0, i - 1), Math.min(this.extents.length - 1, i + merged.length));
     // Pages already materialised take the new value too; a fully covered section goes back to extents.
     for (let nr = Math.floor(start / this.pagesPerSection); nr * this.pagesPerSection < end; nr++) {
       const arr = this.sections.get(nr);
@@ -222,6 +235,16 @@ export class Memmap {
       if (lo === 0 && hi === this.pagesPerSection) this.sections.delete(nr);
       else if (!layout) arr.fill(lo, hi, frozen);
       else for (let i = lo; i < hi; i++) arr.put(i, extentPage({ start, end, value: frozen, compound: layout }, base + i));
+    }
+  }
+
+  private coalesce(from: number, to: number): void {
+    for (let x = to; x > from; x--) {
+      const a = this.extents[x - 1];
+      const b = this.extents[x];
+      if (!a || !b || a.end !== b.start || a.compound || b.compound) continue;
+      if (a.value !== b.value && !samePage(a.value, b.value)) continue;
+      this.extents.splice(x - 1, 2, { start: a.start, end: b.end, value: a.value });
     }
   }
 

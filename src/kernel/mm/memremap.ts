@@ -15,8 +15,8 @@ import {
   pgmapVmemmapNr,
   refcountOneType,
 } from "./dev_pagemap.ts";
-import { PG_head, PG_locked, PG_reserved, PageState, flagBit, pageValue } from "./memmap.ts";
-import { archAddMemory, addPages, mhpRangeAllowed, movePfnRangeToZone, removePages, removePfnRangeFromZone } from "./memory_hotplug.ts";
+import { flagBit, type PageState, PG_head, PG_locked, PG_reserved, pageValue } from "./memmap.ts";
+import { addPages, archAddMemory, mhpRangeAllowed, movePfnRangeToZone, removePages, removePfnRangeFromZone } from "./memory_hotplug.ts";
 import { pageRead, pageWrite, pgmapTouch, pgmapUse, warn } from "./page_access.ts";
 import type { MhpParams } from "./sparse_vmemmap.ts";
 import { vmemAltmapOffset } from "./vmem_altmap.ts";

@@ -139,20 +139,22 @@ export class SectionTable {
     return out;
   }
 
-  /** Mask of subsection indexes [first, last] as words. */
-  private mask(first: number, last: number): Uint32Array {
-    const m = new Uint32Array(this.words);
-    for (let i = first; i <= last; i++) m[i >>> 5] = (m[i >>> 5]! | (1 << (i & 31))) >>> 0;
-    return m;
+  /** The bits of sub-sections [first, last] that fall in 32-bit word w (computed, not allocated). */
+  private maskWord(w: number, first: number, last: number): number {
+    const lo = Math.max(first, w * 32);
+    const hi = Math.min(last, w * 32 + 31);
+    if (lo > hi) return 0;
+    const width = hi - lo + 1;
+    const bits = width === 32 ? 0xffffffff : (2 ** width - 1) >>> 0;
+    return (bits << (lo - w * 32)) >>> 0;
   }
 
   /** Does the section's subsection_map intersect [first, last]? */
   subsectionsIntersect(nr: number, first: number, last: number): boolean {
     const c = this.chunk(nr, false);
     if (!c) return false;
-    const m = this.mask(first, last);
     const base = (nr % CHUNK) * this.words;
-    for (let w = 0; w < this.words; w++) if (((c.subsectionMap[base + w]! & m[w]!) >>> 0) !== 0) return true;
+    for (let w = first >>> 5; w <= last >>> 5; w++) if (((c.subsectionMap[base + w]! & this.maskWord(w, first, last)) >>> 0) !== 0) return true;
     return false;
   }
 
@@ -160,19 +162,21 @@ export class SectionTable {
   subsectionsAllSet(nr: number, first: number, last: number): boolean {
     const c = this.chunk(nr, false);
     if (!c) return false;
-    const m = this.mask(first, last);
     const base = (nr % CHUNK) * this.words;
-    for (let w = 0; w < this.words; w++) if (((c.subsectionMap[base + w]! & m[w]!) >>> 0) !== m[w]) return false;
+    for (let w = first >>> 5; w <= last >>> 5; w++) {
+      const m = this.maskWord(w, first, last);
+      if (((c.subsectionMap[base + w]! & m) >>> 0) !== m) return false;
+    }
     return true;
   }
 
   setSubsections(nr: number, first: number, last: number, on: boolean): void {
     const c = this.chunk(nr, true)!;
-    const m = this.mask(first, last);
     const base = (nr % CHUNK) * this.words;
-    for (let w = 0; w < this.words; w++) {
+    for (let w = first >>> 5; w <= last >>> 5; w++) {
+      const m = this.maskWord(w, first, last);
       const cur = c.subsectionMap[base + w]!;
-      c.subsectionMap[base + w] = on ? (cur | m[w]!) >>> 0 : (cur & ~m[w]!) >>> 0;
+      c.subsectionMap[base + w] = on ? (cur | m) >>> 0 : (cur & ~m) >>> 0;
     }
   }
 

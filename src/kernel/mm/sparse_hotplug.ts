@@ -9,7 +9,7 @@ import { EEXIST, EINVAL, type Errno } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { PageState, pageValue } from "./memmap.ts";
 import { SECTION_HAS_MEM_MAP } from "./sparse.ts";
-import { type MhpParams, depopulateSectionMemmap, populateSectionMemmap } from "./sparse_vmemmap.ts";
+import { depopulateSectionMemmap, type MhpParams, populateSectionMemmap } from "./sparse_vmemmap.ts";
 
 // ref: mm/sparse.c fill_subsection_map
 function fillSubsectionMap(k: Kernel, pfn: number, nrPages: number): Errno {

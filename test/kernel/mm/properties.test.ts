@@ -24,7 +24,8 @@ const FIRST_ID = BASE / BLOCK; // memory64
 const NBLOCKS = 32; // [8 GiB, 12 GiB)
 const BOOT_BLOCKS = 16;
 
-const spec = machinePreset("qemu-q35-3g-pmem1g");
+// Boot RAM only: no nd_pmem, so [4 GiB, 5 GiB) is legacy pmem nobody has mapped yet.
+const spec = { ...machinePreset("qemu-q35-3g-pmem1g"), modules: [] };
 
 type Op =
   | { kind: "add"; i: number; n: 1 | 2 }

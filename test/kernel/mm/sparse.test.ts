@@ -106,7 +106,7 @@ describe("SectionTable: pfn_valid and the subsection map", () => {
 });
 
 describe("sections after booting the oracle guest (qemu-q35-3g-pmem1g)", () => {
-  const k = bootKernel(machinePreset("qemu-q35-3g-pmem1g"));
+  const k = bootKernel({ ...machinePreset("qemu-q35-3g-pmem1g"), modules: [] });
 
   it("sections 0..15 are present, have a memmap, are online and early; 16 and the pmem at 4 GiB are not", () => {
     for (let nr = 0; nr <= 15; nr++) assert.equal(k.sections.flags(nr), BOOT, `section ${nr}`);
@@ -139,7 +139,7 @@ describe("sections after booting the oracle guest (qemu-q35-3g-pmem1g)", () => {
 
 describe("section_activate / section_deactivate (hot-add of sub-sections)", () => {
   it("adds, refuses overlaps with -EEXIST, and tears down sub-section by sub-section", () => {
-    const k = bootKernel(machinePreset("qemu-q35-3g-pmem1g"));
+    const k = bootKernel({ ...machinePreset("qemu-q35-3g-pmem1g"), modules: [] });
     const nr = 64; // 8 GiB
     const base = nr * PPS;
     assert.equal(sparseAddSection(k, 0, base + 4 * PPSS, 2 * PPSS, MHP_RAM), 0);
@@ -182,7 +182,7 @@ describe("section_activate / section_deactivate (hot-add of sub-sections)", () =
   });
 
   it("an empty range is -EINVAL and frees the freshly allocated usage", () => {
-    const k = bootKernel(machinePreset("qemu-q35-3g-pmem1g"));
+    const k = bootKernel({ ...machinePreset("qemu-q35-3g-pmem1g"), modules: [] });
     const base = 65 * PPS;
     assert.equal(sparseAddSection(k, 0, base + 3 * PPSS, 0, MHP_RAM), -EINVAL);
     assert.equal(k.sections.hasUsage(65), false);
