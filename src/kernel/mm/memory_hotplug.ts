@@ -20,6 +20,7 @@ import { nodeEndPfn, type PglistData, type Zone, zoneEndPfn, zoneIntersects, zon
 import { SECTION_IS_ONLINE } from "./sparse.ts";
 import { sectionDeactivate, sparseAddSection } from "./sparse_hotplug.ts";
 import { MHP_RAM, type MhpParams } from "./sparse_vmemmap.ts";
+import { vmemAltmapOffset } from "./vmem_altmap.ts";
 
 // ref: mm/memory_hotplug.c pfn_to_online_page
 export function pfnToOnlinePage(k: Kernel, pfn: number): boolean {
@@ -50,11 +51,24 @@ export function physmemEnd(k: Kernel): number {
 // ref: mm/memory_hotplug.c mhp_range_allowed
 export function mhpRangeAllowed(k: Kernel, start: number, size: number): boolean {
   const end = start + size;
-  return start < end && start >= 0 && end - 1 <= physmemEnd(k);
+  if (start < end && start >= 0 && end - 1 <= physmemEnd(k)) return true;
+  // %#llx prints 0 without the 0x prefix.
+  const x = (n: number) => (n === 0 ? "0" : `0x${n.toString(16)}`);
+  k.printk(`Hotplug memory [${x(start)}-${x(end)}] exceeds maximum addressable range [${x(0)}-${x(physmemEnd(k))}]`);
+  return false;
 }
 
 // ref: mm/memory_hotplug.c __add_pages
 export function addPagesGeneric(k: Kernel, nid: number, pfn: number, nrPages: number, params: MhpParams): Errno {
+  const altmap = params.altmap;
+  if (altmap) {
+    // The altmap must start where the range starts and its reserve + free must fit inside it.
+    if (altmap.basePfn !== pfn || vmemAltmapOffset(altmap) > nrPages) {
+      k.printk("memory add fail, invalid altmap");
+      return -EINVAL;
+    }
+    altmap.alloc = 0;
+  }
   if (checkPfnSpan(k, pfn, nrPages)) {
     k.printk(`WARNING: Misaligned __add_pages start: 0x${pfn.toString(16)} end: #${(pfn + nrPages - 1).toString(16)}`);
     return -EINVAL;

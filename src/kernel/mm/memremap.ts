@@ -6,7 +6,7 @@ import { EFAULT, EINVAL, ENOMEM, ENXIO, type Errno } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { PercpuRef } from "../lib/percpu_refcount.ts";
 import { type KernelPath, step } from "../path.ts";
-import { IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM, REGION_DISJOINT, regionIntersects } from "../resource.ts";
+import { IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM, REGION_DISJOINT, REGION_MIXED, regionIntersects } from "../resource.ts";
 import {
   type DevPagemap,
   type DevPagemapSpec,
@@ -146,8 +146,9 @@ function* pagemapRange(k: Kernel, pgmap: DevPagemap, rangeId: number, nidIn: num
       return -ENOMEM;
     }
   }
-  if (regionIntersects(k.iomem, range.start, len, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE) !== REGION_DISJOINT) {
-    warn(k, "pagemap_range", `attempted on ram region ${rangeString(range)}`);
+  const isRam = regionIntersects(k.iomem, range.start, len, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE);
+  if (isRam !== REGION_DISJOINT) {
+    warn(k, "pagemap_range", `attempted on ${isRam === REGION_MIXED ? "mixed" : "ram"} region ${rangeString(range)}`);
     return -ENXIO;
   }
   k.pgmaps.array.store(startPfn, lastPfn, pgmap.id);
@@ -195,8 +196,9 @@ function markZoneDeviceSubsections(k: Kernel, startPfn: number, nrPages: number,
   }
 }
 
+/** The "%#llx-%#llx" of pagemap_range's WARN. */
 function rangeString(r: { start: number; end: number }): string {
-  return `[mem 0x${r.start.toString(16).padStart(16, "0")}-0x${r.end.toString(16).padStart(16, "0")}]`;
+  return `0x${r.start.toString(16)}-0x${r.end.toString(16)}`;
 }
 
 /** memremap_pages: 0 on success (the kernel returns the direct-map address), or a negative errno. */
@@ -208,7 +210,7 @@ export function* memremapPages(k: Kernel, pgmap: DevPagemap, nid: number): Kerne
     return -ENXIO;
   }
   if (nrRange < 1) {
-    warn(k, "memremap_pages", "nr_range 0");
+    warn(k, "memremap_pages", "nr_range must be specified");
     return -EINVAL;
   }
   switch (pgmap.type) {
@@ -217,7 +219,7 @@ export function* memremapPages(k: Kernel, pgmap: DevPagemap, nid: number): Kerne
         warn(k, "memremap_pages", "Device private memory not supported");
         return -EINVAL;
       }
-      if (!pgmap.ops || !pgmap.ops.migrateToRam) {
+      if (!pgmap.ops?.migrateToRam) {
         warn(k, "memremap_pages", "Missing migrate_to_ram method");
         return -EINVAL;
       }
@@ -397,10 +399,10 @@ function compoundHeadPfn(k: Kernel, pfn: number, at: string): number {
 
 /**
  * put_page on a ZONE_DEVICE page: FS_DAX pages are intercepted while devmap_managed_key is on (decrement,
- * wake at 1); everything else drops to zero and frees (free_zone_device_page). In the 5.18 variant every
- * device page is managed this way and PRIVATE/COHERENT pages are freed when they drop back to 1.
+ * wake at 1); everything else drops to zero and frees (free_zone_device_page). In the 5.18 variant
+ * PRIVATE/COHERENT pages are devmap-managed too and are freed when they drop back to 1.
  */
-// ref: include/linux/mm.h put_page, put_devmap_managed_page_refs; mm/memremap.c __put_devmap_managed_page_refs
+// ref: include/linux/mm.h put_page, put_devmap_managed_page_refs (v5.18: page_is_devmap_managed); mm/memremap.c __put_devmap_managed_page_refs
 export function* putPage(k: Kernel, pfn: number, refs = 1): KernelPath<PutResult> {
   const head = compoundHeadPfn(k, pfn, "put_page");
   const page = pageRead(k, head, "put_page");
@@ -411,25 +413,28 @@ export function* putPage(k: Kernel, pfn: number, refs = 1): KernelPath<PutResult
   if (pgmap && pgmap.type === MemoryType.FS_DAX && k.pgmaps.devmapManagedKey > 0 && k.config.enabled("FS_DAX")) {
     return { refcount: count, woke: count === 1, freed: false };
   }
-  if (pgmap && k.variant.deviceFreeAtRefcountOne) {
+  // Before the refcount rework only PRIVATE (and FS_DAX, above) pages were devmap-managed (page_is_devmap_managed):
+  // GENERIC/P2PDMA pages took the ordinary put_page path there too.
+  if (pgmap && k.variant.deviceFreeAtRefcountOne && !refcountOneType(pgmap.type)) {
     if (count === 1) {
-      yield* freeZoneDevicePage(k, head, pgmap);
-      return { refcount: 1, woke: false, freed: true };
+      const freed = yield* freeZoneDevicePage(k, head, pgmap);
+      return { refcount: 1, woke: false, freed };
     }
     return { refcount: count, woke: false, freed: false };
   }
   if (count === 0 && pgmap) {
-    yield* freeZoneDevicePage(k, head, pgmap);
-    return { refcount: pageRead(k, head, "put_page").refcount, woke: false, freed: true };
+    const freed = yield* freeZoneDevicePage(k, head, pgmap);
+    return { refcount: pageRead(k, head, "put_page").refcount, woke: false, freed };
   }
   return { refcount: count, woke: false, freed: false };
 }
 
+/** free_zone_device_page; true when ops->page_free ran (false: the WARN_ON_ONCE early return). */
 // ref: mm/memremap.c free_zone_device_page
-function* freeZoneDevicePage(k: Kernel, pfn: number, pgmap: DevPagemap): KernelPath<void> {
-  if (!pgmap.ops || !pgmap.ops.pageFree) {
+function* freeZoneDevicePage(k: Kernel, pfn: number, pgmap: DevPagemap): KernelPath<boolean> {
+  if (!pgmap.ops?.pageFree) {
     warn(k, "free_zone_device_page", `page 0x${pfn.toString(16)} of ${pgmap.device} reached refcount 0 but its pgmap has no page_free`);
-    return;
+    return false;
   }
   const flags = pageRead(k, pfn, "free_zone_device_page").flags;
   pageWrite(k, pfn, "flags", flags - (flags % 2), "free_zone_device_page: page->mapping = NULL");
@@ -440,6 +445,7 @@ function* freeZoneDevicePage(k: Kernel, pfn: number, pgmap: DevPagemap): KernelP
   } else {
     yield* putDevPagemap(k, pgmap, allocatedPageHolder(pfn));
   }
+  return true;
 }
 
 /** Who holds the pgmap reference of an allocated PRIVATE/COHERENT page. */
