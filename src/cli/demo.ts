@@ -4,11 +4,15 @@
  */
 import { bootKernel } from "../kernel/boot.ts";
 import { errnoName } from "../kernel/errno.ts";
+import { MemoryType } from "../kernel/mm/dev_pagemap.ts";
 import { addMemory, memoryBlockStateStore } from "../kernel/mm/memory_hotplug.ts";
+import { getDevPagemap, memremapPages, memunmapPages, newDevPagemap } from "../kernel/mm/memremap.ts";
+import { Hang, runToEnd } from "../kernel/path.ts";
 import { DEFAULT_PRESET, machinePreset } from "../machine/presets.ts";
 import { renderIomem } from "../report/iomem.ts";
 import { renderSummary } from "../report/layout.ts";
 import { renderMemoryBlocks } from "../report/memory_blocks.ts";
+import { pgmapJson, renderPgmaps } from "../report/pgmaps.ts";
 import { renderSections } from "../report/sections.ts";
 import { renderZoneinfo } from "../report/zoneinfo.ts";
 
@@ -35,6 +39,28 @@ export function runDemo(): string {
   out.push(renderMemoryBlocks(k).trimEnd().split("\n").slice(-2).map((l) => `   ${l}`).join("\n"));
   out.push(`   max_pfn is now 0x${k.maxPfn.toString(16)} (x86 add_pages raises it for RAM, never for ZONE_DEVICE in 6.1.192)`);
   out.push(renderZoneinfo(k).split("Node 0, zone  Movable")[1]!.split("Node")[0]!.trimEnd().split("\n").map((l) => `   ${l}`).join("\n").replace(/^ {3}/, "   Node 0, zone  Movable"));
+
+  // ZONE_DEVICE: what nd_pmem did at boot, then a device-dax-like pgmap and a teardown that cannot finish.
+  out.push("\n5. ZONE_DEVICE: at boot nd_pmem memremapped the raw legacy namespace as MEMORY_DEVICE_FS_DAX:");
+  out.push(renderPgmaps(k).trimEnd().split("\n").map((l) => `   ${l}`).join("\n"));
+  out.push(`   The Device zone spans it (spanned ${k.zone(0, "Device")!.spannedPages}, present 0), as the real kernel's /proc/zoneinfo shows.`);
+  const G = 2 ** 30;
+  const dax = newDevPagemap(k, { device: "dax1.0", type: MemoryType.GENERIC, ranges: [{ start: 16 * G, end: 20 * G - 1 }], vmemmapShift: 9 });
+  const rcDax = runToEnd(memremapPages(k, dax, 0));
+  const cost = pgmapJson(k, dax).memmap;
+  out.push(`\n6. memremap_pages(4 GiB device-dax at 16 GiB, 2 MiB compound pages) = ${errnoName(rcDax)}: ${cost.structPages} struct pages`);
+  out.push(`   would take ${cost.structPages * k.arch.structPageSize / 2 ** 20} MiB; with vmemmap dedup the kernel spends ${cost.ramBytes / 2 ** 20} MiB of RAM + ${cost.pageTableBytes / 1024} KiB of page tables.`);
+  const held = runToEnd(getDevPagemap(k, k.physPfn(16 * G), "a GUP walker in the middle of get_user_pages"));
+  out.push(`\n7. A GUP walker holds a transient reference (get_dev_pagemap) while the driver unbinds: memunmap_pages`);
+  try {
+    runToEnd(memunmapPages(k, dax));
+    out.push("   finished");
+  } catch (e) {
+    if (!(e instanceof Hang)) throw e;
+    out.push(`   blocks in ${e.at}:\n   ${e.holder}`);
+  }
+  out.push(`   (new lookups already fail: get_dev_pagemap returns ${runToEnd(getDevPagemap(k, k.physPfn(16 * G), "late lookup")) === null ? "NULL" : "a pgmap"} once percpu_ref_kill ran)`);
+  void held;
   out.push("\nNext: `zonedev layout --preset qemu-q35-3g-pmem1g`, `--dmesg your-dmesg.txt`, `zonedev presets`.");
   return out.join("\n");
 }

@@ -105,6 +105,8 @@ describe("zonedev demo and presets", () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /persistent \(type 12\)/);
     assert.match(r.out, /add_memory\(nid 0, 8 GiB, 256 MiB\) = 0/);
+    assert.match(r.out, /MEMORY_DEVICE_FS_DAX, live/);
+    assert.match(r.out, /references held by a GUP walker in the middle of get_user_pages/);
   });
   it("presets lists machines, arches and Kconfig presets", () => {
     const r = run("presets");
