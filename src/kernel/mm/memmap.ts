@@ -202,6 +202,8 @@ export class Memmap {
     const layout = compound ? Object.freeze({ ...compound, tail: Object.freeze({ ...compound.tail }) }) : undefined;
     const i = this.lowerBound(start);
     const next = this.extents[i];
+    // Already so: a teardown that re-marks torn-down pages section by section costs nothing.
+    if (next && next.start <= start && next.end >= end && !next.compound && !layout && this.sections.size === 0 && (next.value === frozen || samePage(next.value, frozen))) return;
     if ((!next || next.start >= end) && frozen.state !== PageState.NoMemmap && this.sections.size === 0) {
       // Fast path: [start, end) falls in a gap (typically just past the last extent, as hot-add goes).
       this.extents.splice(i, 0, layout ? { start, end, value: frozen, compound: layout } : { start, end, value: frozen });
