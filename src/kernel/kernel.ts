@@ -14,6 +14,7 @@ import { SectionTable } from "./mm/sparse.ts";
 import { VmemmapLedger } from "./mm/sparse_vmemmap.ts";
 import { iomemRoot, type Resource } from "./resource.ts";
 import { Sanitizer } from "./sanitizer.ts";
+import { Sysfs } from "./sysfs.ts";
 import { DEFAULT_VARIANT, type KernelVariant } from "./variant.ts";
 
 /** What the model needs to know of the resolved Kconfig. */
@@ -63,6 +64,7 @@ export class Kernel {
   readonly variant: KernelVariant;
   readonly sanitizer = new Sanitizer();
   readonly pgmaps = new PgmapRegistry();
+  readonly sysfs = new Sysfs();
 
   constructor(arch: ArchProfile, config: ConfigView, variant: KernelVariant = DEFAULT_VARIANT) {
     this.arch = arch;

@@ -3,23 +3,13 @@
  * (drivers/base/memory.c phys_index_show, state_show, valid_zones_show, ...).
  */
 import type { MemoryBlock } from "../kernel/drivers/base/memory.ts";
+import { validZones } from "../kernel/drivers/base/memory.ts";
 import type { Kernel } from "../kernel/kernel.ts";
-import { blockPfns, zoneForPfnRange } from "../kernel/mm/memory_hotplug.ts";
+import { blockPfns } from "../kernel/mm/memory_hotplug.ts";
+
+export { validZones };
 
 const SYSFS = "/sys/devices/system/memory";
-
-// ref: drivers/base/memory.c valid_zones_show
-export function validZones(k: Kernel, mem: MemoryBlock): string {
-  if (mem.state === "online") return mem.zone ? mem.zone.name : "none";
-  const { start, nr } = blockPfns(k, mem);
-  const def = zoneForPfnRange(k, "online", mem.nid, start, nr);
-  let out = def.name;
-  for (const type of ["online_kernel", "online_movable"] as const) {
-    const z = zoneForPfnRange(k, type, mem.nid, start, nr);
-    if (z !== def) out += ` ${z.name}`;
-  }
-  return out;
-}
 
 export interface MemoryBlockJson {
   name: string;

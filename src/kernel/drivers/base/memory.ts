@@ -3,7 +3,9 @@
  */
 import type { Kernel, OnlineType } from "../../kernel.ts";
 import { NUMA_NO_NODE } from "../../mm/memblock.ts";
+import { blockPfns, memoryBlockStateStore, zoneForPfnRange } from "../../mm/memory_hotplug.ts";
 import { populatedZone, type Zone, zoneIntersects } from "../../mm/mmzone.ts";
+import { ro, rw, type SysfsDir, type SysfsProvider } from "../../sysfs.ts";
 
 export type MemoryBlockState = "online" | "offline" | "going-offline";
 
@@ -85,6 +87,7 @@ export function probeMemoryBlockSize(k: Kernel, override: number | undefined): n
 // ref: drivers/base/memory.c memory_dev_init, add_boot_memory_block; drivers/base/node.c register_mem_block_under_node_early
 export function memoryDevInit(k: Kernel, blockSize: number): void {
   k.memoryBlocks = new MemoryBlocks(blockSize, k.geo.sectionBytes);
+  k.sysfs.register(memorySysfsProvider());
   const spb = k.memoryBlocks.sectionsPerBlock;
   for (let nr = 0; nr <= k.sections.highestPresentSectionNr; nr += spb) {
     let present = false;
@@ -131,6 +134,52 @@ function earlyNodeZoneForMemoryBlock(k: Kernel, mem: MemoryBlock, nid: number): 
     matching = zone;
   }
   return matching;
+}
+
+// ref: drivers/base/memory.c valid_zones_show
+export function validZones(k: Kernel, mem: MemoryBlock): string {
+  if (mem.state === "online") return mem.zone ? mem.zone.name : "none";
+  const { start, nr } = blockPfns(k, mem);
+  const def = zoneForPfnRange(k, "online", mem.nid, start, nr);
+  let out = def.name;
+  for (const type of ["online_kernel", "online_movable"] as const) {
+    const z = zoneForPfnRange(k, type, mem.nid, start, nr);
+    if (z !== def) out += ` ${z.name}`;
+  }
+  return out;
+}
+
+/** /sys/devices/system/memory and its memoryN directories. */
+// ref: drivers/base/memory.c memory_root_attrs, memory_memblk_attrs
+export function memorySysfsProvider(): SysfsProvider {
+  return (k) => {
+    const root = "/sys/devices/system/memory";
+    const dirs: SysfsDir[] = [
+      {
+        path: root,
+        driver: "",
+        attrs: new Map([
+          ["block_size_bytes", ro(() => k.memoryBlocks.blockSize.toString(16))],
+          ["auto_online_blocks", ro(() => k.autoOnlineBlocks)],
+        ]),
+      },
+    ];
+    for (const mem of k.memoryBlocks.all()) {
+      dirs.push({
+        path: `${root}/memory${mem.id}`,
+        driver: "",
+        attrs: new Map([
+          ["phys_index", ro(() => mem.startSectionNr.toString(16).padStart(8, "0"))],
+          ["state", rw(() => mem.state, (v) => memoryBlockStateStore(k, mem.id, v))],
+          ["online", ro(() => (mem.state === "online" ? "1" : "0"))],
+          ["valid_zones", ro(() => validZones(k, mem))],
+          ["removable", ro(() => "1")],
+          ["phys_device", ro(() => "0")],
+        ]),
+      });
+    }
+    return dirs;
+  };
 }
 
 export const ONLINE_TYPES: readonly OnlineType[] = ["offline", "online", "online_kernel", "online_movable"];

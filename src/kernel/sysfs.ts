@@ -1,0 +1,81 @@
+/**
+ * sysfs as the model exposes it: attributes at the kernel's own absolute paths, each with a show (value or
+ * errno, as `cat` would see it) and optionally a store (what `echo value > path` does).
+ *
+ * Drivers register providers; a provider lists the attributes that exist right now (devices come and go).
+ */
+import { ENOENT, EPERM, type Errno } from "./errno.ts";
+import type { Kernel } from "./kernel.ts";
+
+export interface SysfsAttr {
+  /** The value without the trailing newline, or a negative errno (read error). */
+  show(): string | Errno;
+  /** Write a value (the trailing newline already stripped); 0 or a negative errno. */
+  store?(value: string): Errno;
+}
+
+/** A device directory: its path, the driver bound to it ("" when none) and its attributes. */
+export interface SysfsDir {
+  path: string;
+  driver: string;
+  attrs: Map<string, SysfsAttr>;
+}
+
+export type SysfsProvider = (k: Kernel) => SysfsDir[];
+
+export class Sysfs {
+  private readonly providers: SysfsProvider[] = [];
+
+  register(p: SysfsProvider): void {
+    this.providers.push(p);
+  }
+
+  dirs(k: Kernel): SysfsDir[] {
+    return this.providers.flatMap((p) => p(k));
+  }
+
+  private find(k: Kernel, path: string): SysfsAttr | null {
+    const slash = path.lastIndexOf("/");
+    const dir = path.slice(0, slash);
+    const name = path.slice(slash + 1);
+    for (const d of this.dirs(k)) if (d.path === dir) return d.attrs.get(name) ?? null;
+    return null;
+  }
+
+  /** `cat path` */
+  read(k: Kernel, path: string): string | Errno {
+    const a = this.find(k, path);
+    return a ? a.show() : -ENOENT;
+  }
+
+  /** `echo value > path` */
+  write(k: Kernel, path: string, value: string): Errno {
+    const a = this.find(k, path);
+    if (!a) return -ENOENT;
+    if (!a.store) return -EPERM;
+    return a.store(value.replace(/\n$/, ""));
+  }
+}
+
+/** A read-only attribute. */
+export function ro(show: () => string | Errno): SysfsAttr {
+  return { show };
+}
+
+/** A read-write attribute. */
+export function rw(show: () => string | Errno, store: (v: string) => Errno): SysfsAttr {
+  return { show, store };
+}
+
+/** `path = value` lines, as zonedev prints sysfs (read errors as the errno name). */
+export function sysfsLines(k: Kernel, prefix = "", errName: (e: Errno) => string = String): string[] {
+  const out: string[] = [];
+  const dirs = k.sysfs.dirs(k).filter((d) => d.path.startsWith(prefix)).sort((a, b) => (a.path < b.path ? -1 : 1));
+  for (const d of dirs) {
+    for (const name of [...d.attrs.keys()].sort()) {
+      const v = d.attrs.get(name)!.show();
+      out.push(`${d.path}/${name} = ${typeof v === "number" ? `<read error ${errName(v)}>` : v}`);
+    }
+  }
+  return out;
+}
