@@ -10,6 +10,7 @@ import { DEFAULT_PRESET, MACHINE_PRESETS, machinePreset } from "../machine/prese
 import { loadMachineFile, machineFromDmesg } from "../machine/spec.ts";
 import { LAYOUT_PARTS, type LayoutPart, layoutJson, renderLayout } from "../report/layout.ts";
 import { runDemo } from "./demo.ts";
+import { registerRun } from "./run.ts";
 
 interface MachineOpts {
   preset?: string;
@@ -52,7 +53,7 @@ function write(text: string): void {
   process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
-function buildProgram(): Command {
+function buildProgram(exit: { status: number }): Command {
   const program = new Command("zonedev")
     .description("An executable model of Linux ZONE_DEVICE memory (baseline: Linux 6.1)")
     .exitOverride()
@@ -94,6 +95,8 @@ function buildProgram(): Command {
       write(lines.join("\n"));
     });
 
+  registerRun(addMachineOptions(program.command("run")), resolveMachineOpts, exit);
+
   program
     .command("demo")
     .description("a guided tour on the oracle's machine")
@@ -103,10 +106,11 @@ function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const exit = { status: 0 };
+  const program = buildProgram(exit);
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    return exit.status;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
