@@ -111,7 +111,7 @@ export function bootKernel(spec: MachineSpec, variant: KernelVariant = spec.vari
     zone.managedFromSpec = true;
   }
   memoryDevInit(k, probeMemoryBlockSize(k, spec.memoryBlockSize));
-  for (const m of spec.modules ?? []) BOOT_MODULES[m as BootModule](k);
+  for (const m of spec.modules ?? []) BOOT_MODULES[m as BootModule](k, spec);
   for (const p of spec.pgmaps ?? []) {
     const pgmap = newDevPagemap(k, p);
     const rc = runToEnd(memremapPages(k, pgmap, p.nid));

@@ -5,6 +5,7 @@
 import { type ArchProfile, type Geometry, geometry } from "../arch/profiles.ts";
 import type { MemoryBlocks } from "../kernel/drivers/base/memory.ts";
 import type { E820Entry } from "./arch/x86/e820.ts";
+import type { DeviceCore } from "./drivers/nvdimm/device_core.ts";
 import { PgmapRegistry } from "./mm/dev_pagemap.ts";
 import { type Memblock, NUMA_NO_NODE } from "./mm/memblock.ts";
 import { Memmap } from "./mm/memmap.ts";
@@ -65,6 +66,8 @@ export class Kernel {
   readonly sanitizer = new Sanitizer();
   readonly pgmaps = new PgmapRegistry();
   readonly sysfs = new Sysfs();
+  /** Devices and drivers of the nd and dax buses (libnvdimm, device-dax), once a module created them. */
+  devices: DeviceCore | null = null;
 
   constructor(arch: ArchProfile, config: ConfigView, variant: KernelVariant = DEFAULT_VARIANT) {
     this.arch = arch;

@@ -2,7 +2,6 @@
  * /sys/devices/system/memory: block_size_bytes, auto_online_blocks and each memoryN's attributes
  * (drivers/base/memory.c phys_index_show, state_show, valid_zones_show, ...).
  */
-import type { MemoryBlock } from "../kernel/drivers/base/memory.ts";
 import { validZones } from "../kernel/drivers/base/memory.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { blockPfns } from "../kernel/mm/memory_hotplug.ts";

@@ -1,54 +1,107 @@
 /**
- * Legacy persistent memory (memmap=nn!ss, e820 type 12) as nd_e820 + nd_pmem bring it up at boot
- * (drivers/nvdimm/e820.c e820_pmem_probe, drivers/nvdimm/pmem.c pmem_attach_disk).
+ * Loadable modules of the nvdimm / dax stack and the boot hook.
  *
- * Each "Persistent Memory (legacy)" resource becomes region N with one raw namespace "namespaceN.0". Legacy
- * regions set ND_REGION_PAGEMAP, so even the raw namespace gets struct pages: nd_pmem claims the range and
- * memremaps it as MEMORY_DEVICE_FS_DAX with the memmap in RAM. Namespace modes (fsdax map=dev, devdax,
- * sector) are the libnvdimm model's business.
+ * modprobe loads a module's dependencies first, as modprobe does (nd_pmem needs libnvdimm and nd_btt …); the
+ * dax core (bus.c, super.c) is built in. The boot module `nd_pmem` is what the oracle guest's init does
+ * (`modprobe libnvdimm nd_btt nd_pmem nd_e820 nfit dax_pmem device_dax kmem`, which is also what udev loads on
+ * a distro for e820 pmem): legacy pmem comes up as bus ndbus0, region0 and a raw namespace0.0 that nd_pmem
+ * maps as MEMORY_DEVICE_FS_DAX with its memmap in RAM.
  */
+import { EEXIST, type Errno } from "../../errno.ts";
 import type { Kernel } from "../../kernel.ts";
-import { type DevPagemap, MemoryType } from "../../mm/dev_pagemap.ts";
-import { memremapPages, newDevPagemap } from "../../mm/memremap.ts";
 import { runToEnd } from "../../path.ts";
-import { IORES_DESC_PERSISTENT_MEMORY_LEGACY, requestRegion, walkResources } from "../../resource.ts";
+import { daxState } from "../dax/bus.ts";
+import { deviceDaxInit } from "../dax/device.ts";
+import { kmemInit } from "../dax/kmem.ts";
+import { daxPmemDriver } from "../dax/pmem.ts";
+import { libnvdimmInit, ndDriverRegister } from "./bus.ts";
+import { deviceCore, flushAsync } from "./device_core.ts";
+import { e820PmemProbe, type NumaView } from "./e820.ts";
+import { ndPmemDriver, pmemBlockSysfs } from "./pmem.ts";
+import { ndRegionDriver } from "./region_devs.ts";
 
-export interface LegacyNamespace {
-  name: string;
-  start: number;
-  /** Inclusive. */
-  end: number;
-  pgmap: DevPagemap | null;
-  /** 0 or the errno devm_memremap_pages returned. */
-  rc: number;
+export type ModuleName = "libnvdimm" | "nd_btt" | "nd_pmem" | "nd_e820" | "nfit" | "dax_pmem" | "device_dax" | "kmem";
+
+/** Module dependencies (modules.dep of the oracle's kernel). */
+const DEPS: Record<ModuleName, ModuleName[]> = {
+  libnvdimm: [],
+  nd_btt: ["libnvdimm"],
+  nd_pmem: ["libnvdimm", "nd_btt"],
+  nd_e820: ["libnvdimm"],
+  nfit: ["libnvdimm"],
+  dax_pmem: ["libnvdimm"],
+  device_dax: [],
+  kmem: [],
+};
+
+/** What the boot environment tells the modules (nd_e820 needs the SRAT). */
+export interface ModuleEnv {
+  numa: NumaView;
 }
 
-// ref: drivers/nvdimm/e820.c e820_pmem_probe, e820_register_one; drivers/nvdimm/pmem.c pmem_attach_disk
-export function ndE820PmemProbe(k: Kernel): LegacyNamespace[] {
-  const regions = [...walkResources(k.iomem)]
-    .map(({ res }) => res)
-    .filter((r) => r.desc === IORES_DESC_PERSISTENT_MEMORY_LEGACY);
-  const out: LegacyNamespace[] = [];
-  regions.forEach((region, id) => {
-    const name = `namespace${id}.0`;
-    const size = region.end - region.start + 1;
-    // devm_request_mem_region: nests under the non-busy legacy resource.
-    if (!requestRegion(k.iomem, region.start, size, name)) {
-      k.printk(`nd_pmem ${name}: could not reserve region [mem 0x${region.start.toString(16)}-0x${region.end.toString(16)}]`);
-      out.push({ name, start: region.start, end: region.end, pgmap: null, rc: -16 });
+/** The SRAT as the boot used it: nothing when it faked a node. */
+export function numaViewOf(k: Kernel, numa: ReadonlyArray<{ node: number; start: number; end: number }>): NumaView {
+  const faked = k.log.includes("No NUMA configuration found");
+  return { srat: faked ? [] : numa.map((m) => ({ node: m.node, start: m.start, end: m.end })) };
+}
+
+/** module_init of one module (its dependencies already loaded). */
+function moduleInit(k: Kernel, name: ModuleName, env: ModuleEnv): void {
+  switch (name) {
+    case "libnvdimm":
+      runToEnd(libnvdimmInit(k, ndRegionDriver(k)));
       return;
-    }
-    const pgmap = newDevPagemap(k, { device: name, type: MemoryType.FS_DAX, ranges: [{ start: region.start, end: region.end }] });
-    // No SRAT entry for an e820 region: dev_to_node() is NUMA_NO_NODE and memremap_pages picks numa_mem_id().
-    const rc = runToEnd(memremapPages(k, pgmap, -1));
-    k.printk(`nd_pmem ${name}: unable to guarantee persistence of writes`);
-    out.push({ name, start: region.start, end: region.end, pgmap: rc ? null : pgmap, rc });
-  });
-  return out;
+    case "nd_btt":
+      // The BTT core: no driver of its own (nd_pmem binds btt devices).
+      return;
+    case "nd_pmem":
+      k.sysfs.register(pmemBlockSysfs);
+      runToEnd(ndDriverRegister(k, ndPmemDriver(k)));
+      return;
+    case "nd_e820":
+      // The e820_pmem platform device exists from boot; its driver probes it on load.
+      runToEnd(e820PmemProbe(k, env.numa));
+      return;
+    case "nfit":
+      // No ACPI NFIT on a legacy-pmem machine: the module loads and finds nothing.
+      return;
+    case "dax_pmem":
+      runToEnd(ndDriverRegister(k, daxPmemDriver(k)));
+      return;
+    case "device_dax":
+      runToEnd(deviceDaxInit(k));
+      return;
+    case "kmem":
+      runToEnd(kmemInit(k));
+      return;
+  }
 }
 
+/** modprobe NAME: 0, or -EEXIST when it is loaded already. Waits for async probing, like the oracle's init. */
+export function modprobe(k: Kernel, name: ModuleName, env: ModuleEnv = { numa: { srat: [] } }): Errno {
+  const core = deviceCore(k);
+  daxState(k);
+  if (core.modules.has(name)) return -EEXIST;
+  for (const dep of DEPS[name]) if (!core.modules.has(dep)) modprobe(k, dep, env);
+  core.modules.add(name);
+  moduleInit(k, name, env);
+  runToEnd(flushAsync(k));
+  return 0;
+}
+
+/** The oracle guest's init (guest/init: MODS). */
+export const ORACLE_MODULES: readonly ModuleName[] = ["libnvdimm", "nd_btt", "nd_pmem", "nd_e820", "nfit", "dax_pmem", "device_dax", "kmem"];
+
+export interface BootEnv {
+  numa: ReadonlyArray<{ node: number; start: number; end: number }>;
+}
+
+/** Boot-time modules a machine spec can name. */
 export const BOOT_MODULES = {
-  nd_pmem: ndE820PmemProbe,
+  nd_pmem: (k: Kernel, boot: BootEnv): void => {
+    const env = { numa: numaViewOf(k, boot.numa) };
+    for (const m of ORACLE_MODULES) modprobe(k, m, env);
+  },
 } as const;
 
 export type BootModule = keyof typeof BOOT_MODULES;
