@@ -29,11 +29,13 @@ export function pgmapJson(k: Kernel, p: DevPagemap): PgmapJson {
   const ranges = p.ranges.map((r, i) => {
     const startPfn = k.physPfn(r.start);
     const endPfn = k.physPfn(r.end + 1);
-    const c = k.vmemmap.cost(startPfn, endPfn);
+    // A pgmap that is gone holds no memmap; whatever backs the range now belongs to its successor.
+    const gone = p.state === "exited" || p.state === "failed";
+    const c = gone ? { ramBytes: 0, altmapPfns: 0, pageTableBytes: 0 } : k.vmemmap.cost(startPfn, endPfn);
     ramBytes += c.ramBytes;
     altmapPfns += c.altmapPfns;
     pageTableBytes += c.pageTableBytes;
-    structPages += endPfn - startPfn;
+    if (!gone) structPages += endPfn - startPfn;
     const live = i < p.nrRange;
     return { start: r.start, end: r.end, firstDevicePfn: live ? pfnFirst(k, p, i) : startPfn, devicePages: live ? pfnLen(k, p, i) : 0 };
   });

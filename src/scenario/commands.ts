@@ -21,6 +21,8 @@ import { newAltmap } from "../kernel/mm/vmem_altmap.ts";
 import { Hang, type KernelPath, runToEnd } from "../kernel/path.ts";
 import { parseSize } from "../machine/spec.ts";
 import { renderIomem } from "../report/iomem.ts";
+import { DAXCTL_SUBCOMMANDS, runDaxctl } from "../tools/daxctl_cli.ts";
+import { NDCTL_SUBCOMMANDS, runNdctl } from "../tools/ndctl_cli.ts";
 import { EACCES, EISDIR, strerror } from "./errno_text.ts";
 import type { Invocation } from "./tokenize.ts";
 
@@ -106,7 +108,45 @@ export function builtinCommands(): CommandRegistry {
     .register(memunmapCommand)
     .register(zoneDevicePageInitCommand)
     .register(getPageCommand)
-    .register(putPageCommand);
+    .register(putPageCommand)
+    .register(ndctlCommand)
+    .register(daxctlCommand);
+}
+
+/**
+ * ndctl and daxctl as scenario steps. Not yet in builtinCommands(): test/scenario/commands.test.ts ("the
+ * built-ins") and test/scenario/load.test.ts ("an unknown step command…") pin the built-in list; registering
+ * them is `.register(ndctlCommand).register(daxctlCommand)` above plus ", ndctl, daxctl" in those two lists.
+ */
+export const ndctlCommand: ScenarioCommand = toolCommand(
+  "ndctl",
+  NDCTL_SUBCOMMANDS,
+  runNdctl,
+  "ndctl create-namespace|destroy-namespace|disable-namespace|enable-namespace|list …",
+  "ndctl as users type it: prints what ndctl prints, rc is its exit status",
+);
+export const daxctlCommand: ScenarioCommand = toolCommand(
+  "daxctl",
+  DAXCTL_SUBCOMMANDS,
+  runDaxctl,
+  "daxctl reconfigure-device|online-memory|offline-memory|list …",
+  "daxctl as users type it: prints what daxctl prints, rc is its exit status",
+);
+
+/** ndctl / daxctl (src/tools): an unmodelled subcommand is bad input; everything else is the tool's own business. */
+function toolCommand(name: string, subcommands: readonly string[], run: (k: Kernel, argv: readonly string[]) => { stdout: string; rc: number }, usage: string, summary: string): ScenarioCommand {
+  return defineCommand({
+    name,
+    usage,
+    summary,
+    parse(inv) {
+      noRedirect(inv);
+      const sub = inv.argv[1];
+      if (sub === undefined || !subcommands.includes(sub)) throw new BadArguments(`${sub === undefined ? "give a subcommand" : `'${sub}' is not modelled`} (modelled: ${subcommands.join(", ")})`);
+      return inv.argv.slice(1);
+    },
+    run: (k, argv) => run(k, argv),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
