@@ -7,8 +7,8 @@
  */
 import { EBUSY, EINVAL, ENXIO, type Errno } from "../../errno.ts";
 import type { Kernel } from "../../kernel.ts";
-import { type Device, deviceCore } from "../nvdimm/device_core.ts";
-import type { NdctlResult } from "../nvdimm/ndctl.ts";
+import { deviceCore } from "../nvdimm/device_core.ts";
+import { type NdctlResult, Sys } from "../nvdimm/ndctl.ts";
 import { type DevDax, isDevDax } from "./bus.ts";
 
 export interface DaxDevInfo {
@@ -35,27 +35,6 @@ export interface ReconfigureOptions {
   force?: boolean;
 }
 
-class Sys {
-  readonly trace: string[] = [];
-  readonly stderr: string[] = [];
-  constructor(readonly k: Kernel) {}
-  read(path: string): string | null {
-    const v = this.k.sysfs.read(this.k, path);
-    this.trace.push(`read ${path}${typeof v === "number" ? ` -> ${v}` : ""}`);
-    return typeof v === "number" ? null : v;
-  }
-  write(path: string, value: string): Errno {
-    const rc = this.k.sysfs.write(this.k, path, value);
-    this.trace.push(`write ${path} = ${JSON.stringify(value)} -> ${rc}`);
-    return rc;
-  }
-  driver(dev: Device): string | null {
-    return dev.driver?.name ?? null;
-  }
-  result<T>(rc: Errno, out: T | null): NdctlResult<T> {
-    return { rc, out, stderr: this.stderr, trace: this.trace };
-  }
-}
 
 function findDevDax(k: Kernel, name: string): DevDax | null {
   const d = k.devices?.devices.find((x) => x.name === name && x.bus === "dax");

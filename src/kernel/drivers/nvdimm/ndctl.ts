@@ -97,8 +97,8 @@ const PAGE_SIZE = 4096;
 const SZ_16M = 16 * 2 ** 20;
 const SZ_2M = 2 * 2 ** 20;
 
-/** A session of sysfs traffic. */
-class Sys {
+/** A session of sysfs traffic, as a tool makes it (libndctl / libdaxctl), traced. */
+export class Sys {
   readonly trace: string[] = [];
   readonly stderr: string[] = [];
   constructor(readonly k: Kernel) {}
