@@ -12,9 +12,11 @@ import { DEFAULT_PRESET, machinePreset } from "../machine/presets.ts";
 import { renderIomem } from "../report/iomem.ts";
 import { renderSummary } from "../report/layout.ts";
 import { renderMemoryBlocks } from "../report/memory_blocks.ts";
-import { pgmapJson, renderPgmaps } from "../report/pgmaps.ts";
+import { pgmapJson, pgmapsJson, renderPgmaps } from "../report/pgmaps.ts";
 import { renderSections } from "../report/sections.ts";
 import { renderZoneinfo } from "../report/zoneinfo.ts";
+import { builtinCommands } from "../scenario/commands.ts";
+import { tokenize } from "../scenario/tokenize.ts";
 
 export function runDemo(): string {
   const spec = machinePreset(DEFAULT_PRESET);
@@ -61,6 +63,20 @@ export function runDemo(): string {
   }
   out.push(`   (new lookups already fail: get_dev_pagemap returns ${runToEnd(getDevPagemap(k, k.physPfn(16 * G), "late lookup")) === null ? "NULL" : "a pgmap"} once percpu_ref_kill ran)`);
   void held;
-  out.push("\nNext: `zonedev layout --preset qemu-q35-3g-pmem1g`, `--dmesg your-dmesg.txt`, `zonedev presets`.");
+
+  // The fsdax story: the namespace takes an info block and moves its memmap into the device.
+  const k2 = bootKernel(machinePreset(DEFAULT_PRESET));
+  const cmd = "ndctl create-namespace -f -e namespace0.0 --mode=fsdax --map=dev";
+  const ndctl = builtinCommands().get("ndctl")!.run(k2, tokenize(cmd), { where: "demo" });
+  out.push(`\n8. On a fresh boot of the same machine: $ ${cmd}   (rc ${ndctl.rc})`);
+  out.push(ndctl.stdout.trimEnd().split("\n").map((l) => `   ${l}`).join("\n"));
+  const live = pgmapsJson(k2).find((p) => p.state === "live")!;
+  const head = (live.ranges[0]!.firstDevicePfn - k2.physPfn(live.ranges[0]!.start)) * k2.geo.pageSize;
+  out.push("   The pmem driver let go of the raw namespace (its pgmap exited) and pfn0.0 memremapped it with the");
+  out.push(`   memmap stored in the device itself (vmem_altmap): ${head / 2 ** 20} MiB of info block + memmap ahead of the data.`);
+  const blocks = renderPgmaps(k2).trimEnd().split(/\n(?=pgmap )/);
+  out.push(blocks.filter((b) => b.includes(", live,")).join("\n").split("\n").map((l) => `   ${l}`).join("\n"));
+  out.push(renderIomem(k2).split("\n").filter((l) => /Persistent|namespace|pfn/.test(l)).map((l) => `   ${l}`).join("\n"));
+  out.push("\nNext: `zonedev layout --preset qemu-q35-3g-pmem1g`, `--dmesg your-dmesg.txt`, `zonedev run scenarios/*.yaml`, `zonedev presets`.");
   return out.join("\n");
 }

@@ -107,6 +107,10 @@ describe("zonedev demo and presets", () => {
     assert.match(r.out, /add_memory\(nid 0, 8 GiB, 256 MiB\) = 0/);
     assert.match(r.out, /MEMORY_DEVICE_FS_DAX, live/);
     assert.match(r.out, /references held by a GUP walker in the middle of get_user_pages/);
+    // fsdax map=dev: data at 0x101200000 as on the real kernel, memmap in the device.
+    assert.match(r.out, /pfn0\.0: MEMORY_DEVICE_FS_DAX, live/);
+    assert.match(r.out, /device pages from pfn 0x101200/);
+    assert.match(r.out, /in RAM 0 KiB, in the device 16 MiB/);
   });
   it("presets lists machines, arches and Kconfig presets", () => {
     const r = run("presets");
