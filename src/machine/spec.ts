@@ -3,7 +3,6 @@
  * its resolution into the kernel's MachineSpec. Every bad input is a UsageError naming the field.
  */
 import { readFileSync } from "node:fs";
-import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { type ArchProfile, archProfile } from "../arch/profiles.ts";
 import { UsageError } from "../errors.ts";
@@ -14,6 +13,7 @@ import { MemoryType } from "../kernel/mm/dev_pagemap.ts";
 import { newAltmap } from "../kernel/mm/vmem_altmap.ts";
 import { kernelVariant } from "../kernel/variant.ts";
 import { parseDmesg } from "./dmesg.ts";
+import { readYamlFile } from "./yaml_file.ts";
 
 const SUFFIX: Record<string, number> = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
 
@@ -233,18 +233,7 @@ function checkOverlaps(ranges: Array<{ start: number; end: number }>, field: str
 
 /** Read a YAML machine file; errors carry file:line. */
 export function loadMachineFile(file: string, text?: string): MachineSpec {
-  let src: string;
-  try {
-    src = text ?? readFileSync(file, "utf8");
-  } catch (e) {
-    throw new UsageError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(src, { lineCounter, intAsBigInt: false });
-  if (doc.errors.length > 0) {
-    const err = doc.errors[0]!;
-    throw new UsageError(`${file}:${err.linePos?.[0]?.line ?? "?"}`, `malformed YAML: ${err.message.split("\n")[0]}`);
-  }
+  const { doc, lineCounter } = readYamlFile(file, text);
   const lineOf = (path: ReadonlyArray<PropertyKey>): string => {
     for (let n = path.length; n >= 0; n--) {
       const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;

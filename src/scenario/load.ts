@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
+import { isMap, isScalar, } from "yaml";
 import type { z } from "zod";
 import { archProfile } from "../arch/profiles.ts";
 import { UsageError } from "../errors.ts";
@@ -15,6 +15,7 @@ import type { ViolationKind } from "../kernel/sanitizer.ts";
 import { type KernelVariant, kernelVariant } from "../kernel/variant.ts";
 import { machinePreset } from "../machine/presets.ts";
 import { loadMachineFile, machineFileSchema, machineFromDmesg, resolveMachine } from "../machine/spec.ts";
+import { readYamlFile } from "../machine/yaml_file.ts";
 import { BadArguments, type CommandRegistry, type ScenarioCommand } from "./commands.ts";
 import { ERRNO_BY_NAME } from "./errno_text.ts";
 import {
@@ -196,19 +197,7 @@ function resolveScenarioMachine(raw: unknown, file: string, lineOf: (p: Path) =>
 
 /** Load a scenario file (or its text, for tests); `registry` decides which commands exist. */
 export function loadScenario(file: string, registry: CommandRegistry, text?: string): Scenario {
-  let src: string;
-  try {
-    src = text ?? readFileSync(file, "utf8");
-  } catch (e) {
-    throw new UsageError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(src, { lineCounter, intAsBigInt: false });
-  if (doc.errors.length > 0) {
-    const err = doc.errors[0]!;
-    const message = err.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
-    throw new UsageError(`${file}:${err.linePos?.[0]?.line ?? "?"}`, `malformed YAML: ${message}`);
-  }
+  const { doc, lineCounter } = readYamlFile(file, text);
   const lineOf = (path: Path): string => {
     // A mapping key: the line of the key itself (its value may start on the next line).
     const last = path[path.length - 1];

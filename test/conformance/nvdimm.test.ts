@@ -21,7 +21,6 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { MachineSpec } from "../../src/kernel/boot.ts";
 import { bootKernel } from "../../src/kernel/boot.ts";
 import { type DaxDevInfo, type DaxRegionListing, daxctlList, daxReconfigureDevice, offlineMemory, onlineMemory } from "../../src/kernel/drivers/dax/daxctl.ts";
 import {
@@ -37,12 +36,11 @@ import {
 } from "../../src/kernel/drivers/nvdimm/ndctl.ts";
 import type { Errno } from "../../src/kernel/errno.ts";
 import type { Kernel } from "../../src/kernel/kernel.ts";
-import { machinePreset } from "../../src/machine/presets.ts";
-import { machineFromDmesg, parseSize } from "../../src/machine/spec.ts";
+import { parseSize } from "../../src/machine/spec.ts";
 import { renderIomem } from "../../src/report/iomem.ts";
 import { renderMemoryBlocks } from "../../src/report/memory_blocks.ts";
 import { zoneinfoJson } from "../../src/report/zoneinfo.ts";
-import { type Capture, captureAppend, captureNames, dmesgLines, loadCapture, zoneSummary } from "../support/capture.ts";
+import { type Capture, captureNames, dmesgLines, loadCapture, oracleMachineOf, zoneSummary } from "../support/capture.ts";
 
 /** A capture as the guest produced it: commands and snapshots in order. */
 type Event = { kind: "cmd"; cmd: string; rc: number } | { kind: "snap"; name: string };
@@ -164,19 +162,7 @@ function assertSysfsEqual(got: ReturnType<typeof modelSysfs>, want: ReturnType<t
   for (const [p, drv] of wantDrivers) assert.equal(got.drivers.get(p) ?? "<no such dir>", drv, `${what}: driver of ${p}`);
 }
 
-/**
- * The capture's machine: e820 table, SRAT and command line from its dmesg; the platform resources dmesg does not
- * print (PCI windows, ROMs, APICs) from the oracle preset, and the kernel image from the boot /proc/iomem.
- */
-function machineOf(name: string, cap: Capture): MachineSpec {
-  const spec = machineFromDmesg(`${name}.txt`, captureAppend(name), "x86_64", dmesgLines(cap).join("\n"), ["nd_pmem"]);
-  const preset = machinePreset(name.startsWith("e820numa") ? "qemu-q35-3g-pmem1g-numa" : "qemu-q35-3g-pmem1g");
-  const kernelImage = (cap.sections.get("boot:iomem") ?? []).flatMap((l) => {
-    const m = /^ {2}([0-9a-f]+)-([0-9a-f]+) : (Kernel \w+)$/.exec(l);
-    return m ? [{ name: m[3]!, start: Number.parseInt(m[1]!, 16), end: Number.parseInt(m[2]!, 16) }] : [];
-  });
-  return { ...spec, platform: preset.platform, kernelImage };
-}
+const machineOf = oracleMachineOf;
 
 /** The model's listings in ndctl's / daxctl's JSON shape (key order aside: the CLI renders the text). */
 function busJson(b: BusInfo): object {

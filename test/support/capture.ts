@@ -3,6 +3,9 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { MachineSpec } from "../../src/kernel/boot.ts";
+import { machinePreset } from "../../src/machine/presets.ts";
+import { machineFromDmesg } from "../../src/machine/spec.ts";
 
 export const CAPTURES = fileURLToPath(new URL("../../../shared/oracle/captures/", import.meta.url));
 
@@ -69,4 +72,19 @@ export function zoneSummary(c: Capture, snapshot: string): ZoneSummary[] {
     out.push({ node: Number(m[1]), zone: m[2]!, spanned: Number(m[3]), present: Number(m[4]), managed: Number(m[5]), startPfn: m[6] === "-" ? null : Number(m[6]) });
   }
   return out;
+}
+
+/**
+ * A legacy-pmem capture's machine: e820 table, SRAT and command line from its dmesg; the platform resources
+ * dmesg does not print (PCI windows, ROMs, APICs) from the oracle preset; the kernel image from the boot
+ * /proc/iomem; the modules the oracle's init loads.
+ */
+export function oracleMachineOf(name: string, cap: Capture): MachineSpec {
+  const spec = machineFromDmesg(`${name}.txt`, captureAppend(name), "x86_64", dmesgLines(cap).join("\n"), ["nd_pmem"]);
+  const preset = machinePreset(name.startsWith("e820numa") ? "qemu-q35-3g-pmem1g-numa" : "qemu-q35-3g-pmem1g");
+  const kernelImage = (cap.sections.get("boot:iomem") ?? []).flatMap((l) => {
+    const m = /^ {2}([0-9a-f]+)-([0-9a-f]+) : (Kernel \w+)$/.exec(l);
+    return m ? [{ name: m[3]!, start: Number.parseInt(m[1]!, 16), end: Number.parseInt(m[2]!, 16) }] : [];
+  });
+  return { ...spec, platform: preset.platform, kernelImage };
 }

@@ -11,13 +11,10 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { MachineSpec } from "../../src/kernel/boot.ts";
 import { bootKernel } from "../../src/kernel/boot.ts";
-import { machinePreset } from "../../src/machine/presets.ts";
-import { machineFromDmesg } from "../../src/machine/spec.ts";
 import { runDaxctl } from "../../src/tools/daxctl_cli.ts";
 import { runNdctl } from "../../src/tools/ndctl_cli.ts";
-import { type Capture, captureAppend, captureNames, dmesgLines, loadCapture } from "../support/capture.ts";
+import { type Capture, captureNames, loadCapture, oracleMachineOf } from "../support/capture.ts";
 
 type Event = { kind: "cmd"; cmd: string; out: string; rc: number } | { kind: "snap"; name: string };
 
@@ -47,15 +44,7 @@ function events(c: Capture): Event[] {
   return out;
 }
 
-function machineOf(name: string, cap: Capture): MachineSpec {
-  const spec = machineFromDmesg(`${name}.txt`, captureAppend(name), "x86_64", dmesgLines(cap).join("\n"), ["nd_pmem"]);
-  const preset = machinePreset(name.startsWith("e820numa") ? "qemu-q35-3g-pmem1g-numa" : "qemu-q35-3g-pmem1g");
-  const kernelImage = (cap.sections.get("boot:iomem") ?? []).flatMap((l) => {
-    const m = /^ {2}([0-9a-f]+)-([0-9a-f]+) : (Kernel \w+)$/.exec(l);
-    return m ? [{ name: m[3]!, start: Number.parseInt(m[1]!, 16), end: Number.parseInt(m[2]!, 16) }] : [];
-  });
-  return { ...spec, platform: preset.platform, kernelImage };
-}
+const machineOf = oracleMachineOf;
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 const mask = (s: string) => s.replace(UUID, "<uuid>");

@@ -9,10 +9,10 @@ import type { Kernel } from "../../kernel.ts";
 import { type KernelPath, step } from "../../path.ts";
 import { ro, rw, type SysfsAttr } from "../../sysfs.ts";
 import { ndDeviceAttrs, ndDeviceRegister } from "./bus.ts";
-import { devmNamespaceEnable, ndAttachNdns, ndDetachNdns, ndNamespaceStore, nvdimmReadBytes } from "./claim.ts";
+import { devmNamespaceEnable, ndAttachNdns, ndDetachNdns, nvdimmReadBytes } from "./claim.ts";
 import { devmAddPlainAction } from "./device_core.ts";
 import { type NdBtt, type NdNamespaceIo, type NdRegion, nvdimmNamespaceCapacity, SZ_16M } from "./nd.ts";
-import { ndUuidStore } from "./pfn_device.ts";
+import { claimAttrs } from "./pfn_device.ts";
 import { kstrtoul, ndSizeSelectShow } from "./pfn_devs.ts";
 
 // ref: drivers/nvdimm/btt_devs.c btt_lbasize_supported
@@ -113,19 +113,7 @@ function ndBttAttrs(k: Kernel, btt: NdBtt): Map<string, SysfsAttr> {
         },
       ),
     ],
-    ["namespace", rw(() => btt.ndns?.name ?? "", (v) => ndNamespaceStore(k, btt, v))],
-    [
-      "uuid",
-      rw(
-        () => btt.uuid ?? "",
-        (v) => {
-          const r = ndUuidStore(btt, v);
-          if (typeof r === "number") return r;
-          btt.uuid = r;
-          return 0;
-        },
-      ),
-    ],
+    ...claimAttrs(k, btt),
     ["size", ro(() => (btt.driver ? String(btt.size) : -ENXIO))],
     ["log_zero_flags", ro(() => "Y")],
   ]);

@@ -11,7 +11,7 @@ import { daxRegionAttrs } from "../dax/bus.ts";
 import { ndDeviceAttrs, ndDeviceRegister } from "./bus.ts";
 import { ndAttachNdns, ndDetachNdns, ndNamespaceStore, nvdimmReadBytes, nvdimmWriteBytes } from "./claim.ts";
 import { type Device, devPrintk } from "./device_core.ts";
-import { hex, isNdDax, type NdNamespaceIo, type NdPfn, type NdRegion, nsioSize } from "./nd.ts";
+import { hex, isNdDax, type NdBtt, type NdNamespaceIo, type NdPfn, type NdRegion, nsioSize } from "./nd.ts";
 import { DAX_SIG, ND_PFN_SB_OFFSET, ND_PFN_SB_SIZE, PFN_MODE_NONE, PFN_SIG, uuidFromBytes } from "./pfn.ts";
 import {
   type NdPfnSetup,
@@ -94,6 +94,26 @@ export function ndUuidStore(dev: Device, buf: string): string | Errno {
   return u ?? -EINVAL;
 }
 
+/** `namespace` and `uuid`: the attributes every claim device (pfn, dax, btt) shares. */
+// ref: drivers/nvdimm/claim.c nd_namespace_store; drivers/nvdimm/core.c nd_uuid_store
+export function claimAttrs(k: Kernel, dev: NdPfn | NdBtt): Array<[string, SysfsAttr]> {
+  return [
+    ["namespace", rw(() => dev.ndns?.name ?? "", (v) => ndNamespaceStore(k, dev, v))],
+    [
+      "uuid",
+      rw(
+        () => dev.uuid ?? "",
+        (v) => {
+          const r = ndUuidStore(dev, v);
+          if (typeof r === "number") return r;
+          dev.uuid = r;
+          return 0;
+        },
+      ),
+    ],
+  ];
+}
+
 /** The nd_pfn attribute group (shared by dax devices) plus the nd device and NUMA groups. */
 // ref: drivers/nvdimm/pfn_devs.c nd_pfn_attributes, mode_*, align_*, uuid_*, namespace_*, resource_show, size_show
 function ndPfnAttrs(k: Kernel, pfn: NdPfn): Map<string, SysfsAttr> {
@@ -111,19 +131,7 @@ function ndPfnAttrs(k: Kernel, pfn: NdPfn): Map<string, SysfsAttr> {
         },
       ),
     ],
-    ["namespace", rw(() => pfn.ndns?.name ?? "", (v) => ndNamespaceStore(k, pfn, v))],
-    [
-      "uuid",
-      rw(
-        () => pfn.uuid ?? "",
-        (v) => {
-          const r = ndUuidStore(pfn, v);
-          if (typeof r === "number") return r;
-          pfn.uuid = r;
-          return 0;
-        },
-      ),
-    ],
+    ...claimAttrs(k, pfn),
     [
       "align",
       rw(
