@@ -118,7 +118,7 @@ describe("the symbol table", () => {
 
 describe("debian-6.1-amd64 reproduces the oracle kernel", () => {
   const oracle = new Map<string, string>();
-  for (const line of readFileSync(new URL("../../../shared/oracle/kconfig-values.txt", import.meta.url), "utf8").split("\n")) {
+  for (const line of readFileSync(new URL("../fixtures/kconfig-values.txt", import.meta.url), "utf8").split("\n")) {
     const m = /^(\w+): (.*)$/.exec(line.trim());
     if (m?.[1] && m[2] !== undefined) oracle.set(m[1], m[2]);
   }

@@ -20,7 +20,7 @@ import {
 } from "../../src/kernel/arch/x86/e820.ts";
 import { parseDmesg } from "../../src/machine/dmesg.ts";
 
-const CAPTURES = new URL("../../../shared/oracle/captures/", import.meta.url);
+const CAPTURES = new URL("../fixtures/captures/", import.meta.url);
 
 /** The text of one `=== BEGIN <name> ===` section (the first one whose name ends with `what`). */
 function section(text: string, what: string): string | undefined {

@@ -5,7 +5,7 @@ import { UsageError } from "../../src/errors.ts";
 import { E820Type, formatE820Table } from "../../src/kernel/arch/x86/e820.ts";
 import { parseDmesg, stripDmesgPrefix } from "../../src/machine/dmesg.ts";
 
-const CAPTURES = new URL("../../../shared/oracle/captures/", import.meta.url);
+const CAPTURES = new URL("../fixtures/captures/", import.meta.url);
 
 function dmesgOf(file: string): string | undefined {
   const lines = readFileSync(new URL(file, CAPTURES), "utf8").split("\n");

@@ -1,5 +1,5 @@
 /**
- * Reading the real-kernel captures in ../shared/oracle/captures (format: that directory's README).
+ * Reading the real-kernel captures kept in test/fixtures/captures (recorded with ../shared/oracle; format: its README).
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -7,7 +7,7 @@ import type { MachineSpec } from "../../src/kernel/boot.ts";
 import { machinePreset } from "../../src/machine/presets.ts";
 import { machineFromDmesg } from "../../src/machine/spec.ts";
 
-export const CAPTURES = fileURLToPath(new URL("../../../shared/oracle/captures/", import.meta.url));
+export const CAPTURES = fileURLToPath(new URL("../fixtures/captures/", import.meta.url));
 
 export interface Capture {
   name: string;

@@ -48,7 +48,7 @@ import {
 import { EBUSY, EINVAL, ENODEV, ENXIO, EOPNOTSUPP, ERANGE } from "../../../../src/kernel/errno.ts";
 import { PGMAP_ALTMAP_VALID } from "../../../../src/kernel/mm/dev_pagemap.ts";
 
-const CAPTURES = new URL("../../../../../shared/oracle/captures/", import.meta.url);
+const CAPTURES = new URL("../../../fixtures/captures/", import.meta.url);
 
 const KiB = 2 ** 10;
 const MiB = 2 ** 20;
