@@ -72,3 +72,26 @@ for (const [label, which] of [
   emit(`${label}: kernel memmap in device`, samples[0]!.memmapDeviceBytes / 2 ** 20, "MiB");
   emit(`${label}: kernel vmemmap page tables`, samples[0]!.pageTableBytes / 2 ** 20, "MiB");
 }
+
+interface GupSample {
+  pages: number;
+  fast: number;
+  faultMs: number;
+  pinMs: number;
+  unpinMs: number;
+  peakRssMiB: number;
+}
+
+const GUP = fileURLToPath(new URL("./gup_one.ts", import.meta.url));
+for (const [label, align, gib] of [
+  ["pin_user_pages_fast 16 GiB devdax, 2 MiB PMDs", "2M", "16"],
+  ["pin_user_pages_fast 1 GiB devdax, 4 KiB PTEs", "4K", "1"],
+] as const) {
+  const samples = Array.from({ length: RUNS }, () => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", GUP, align, gib], { encoding: "utf8" })) as GupSample);
+  const pin = median(samples.map((s) => s.pinMs));
+  emit(`${label}: pin time`, pin, "ms");
+  emit(`${label}: pages pinned per second`, (samples[0]!.pages / pin) * 1000, "pages/s");
+  emit(`${label}: fault-in time`, median(samples.map((s) => s.faultMs)), "ms");
+  emit(`${label}: unpin time`, median(samples.map((s) => s.unpinMs)), "ms");
+  emit(`${label}: peak RSS`, median(samples.map((s) => s.peakRssMiB)), "MiB");
+}

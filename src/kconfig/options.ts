@@ -82,6 +82,8 @@ export const KCONFIG_SYMBOLS = [
   fromArch("ARCH_SUPPORTS_ACPI", (p) => p.arch !== "ppc64"),
   fromArch("ARCH_SUPPORTS_MEMORY_FAILURE", always),
   fromArch("ARCH_HAS_PMEM_API", always),
+  // x86 and powerpc book3s64 select it in 6.1; arm64 does not (it came with 6.x later).
+  fromArch("HAVE_ARCH_SOFT_DIRTY", (p) => p.arch !== "arm64"),
   fromProfile("ARCH_HAS_PTE_DEVMAP"),
   fromProfile("ARCH_HAS_PTE_SPECIAL"),
   fromProfile("ARCH_ENABLE_MEMORY_HOTPLUG"),
@@ -131,6 +133,9 @@ export const KCONFIG_SYMBOLS = [
   bool("CMA", { depends: "MMU", selects: ["MIGRATION", "MEMORY_ISOLATION"] }),
   bool("MIGRATION", { depends: "(NUMA || ARCH_ENABLE_MEMORY_HOTREMOVE || COMPACTION || CMA) && MMU", default: "y" }),
   hidden("DEVICE_MIGRATION", { default: "MIGRATION && ZONE_DEVICE" }),
+  // ref: mm/Kconfig MEM_SOFT_DIRTY (`depends on CHECKPOINT_RESTORE && HAVE_ARCH_SOFT_DIRTY && PROC_FS`; the first
+  // and last are taken as set, as on every distro kernel).
+  bool("MEM_SOFT_DIRTY", { depends: "HAVE_ARCH_SOFT_DIRTY", default: "y" }),
   bool("MEMORY_FAILURE", { depends: "MMU && ARCH_SUPPORTS_MEMORY_FAILURE", selects: ["MEMORY_ISOLATION"] }),
   // && !PREEMPT_RT: the model has no RT kernels.
   bool("TRANSPARENT_HUGEPAGE", { depends: "HAVE_ARCH_TRANSPARENT_HUGEPAGE", selects: ["COMPACTION"] }),

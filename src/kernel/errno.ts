@@ -14,6 +14,7 @@ export const EINVAL = 22;
 export const ENOSPC = 28;
 export const ERANGE = 34;
 export const EOPNOTSUPP = 95;
+export const EHWPOISON = 133;
 
 const NAMES: Record<number, string> = {
   [EPERM]: "EPERM",
@@ -31,6 +32,7 @@ const NAMES: Record<number, string> = {
   [ENOSPC]: "ENOSPC",
   [ERANGE]: "ERANGE",
   [EOPNOTSUPP]: "EOPNOTSUPP",
+  [EHWPOISON]: "EHWPOISON",
 };
 
 /** A kernel result: 0 for success or a negative errno, as the C returns it. */

@@ -11,6 +11,7 @@ import { type Memblock, NUMA_NO_NODE } from "./mm/memblock.ts";
 import { Memmap } from "./mm/memmap.ts";
 import { devPagemapLive } from "./mm/memremap.ts";
 import { newNode, type PglistData, type Zone, type ZoneName } from "./mm/mmzone.ts";
+import type { Userland } from "./mm/mmap.ts";
 import { SectionTable } from "./mm/sparse.ts";
 import { VmemmapLedger } from "./mm/sparse_vmemmap.ts";
 import { iomemRoot, type Resource } from "./resource.ts";
@@ -68,6 +69,8 @@ export class Kernel {
   readonly sysfs = new Sysfs();
   /** Devices and drivers of the nd and dax buses (libnvdimm, device-dax), once a module created them. */
   devices: DeviceCore | null = null;
+  /** Processes, their address spaces and the files they map, once something created one. */
+  userland: Userland | null = null;
 
   constructor(arch: ArchProfile, config: ConfigView, variant: KernelVariant = DEFAULT_VARIANT) {
     this.arch = arch;

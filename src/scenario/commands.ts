@@ -25,6 +25,7 @@ import { DAXCTL_SUBCOMMANDS, runDaxctl } from "../tools/daxctl_cli.ts";
 import { NDCTL_SUBCOMMANDS, runNdctl } from "../tools/ndctl_cli.ts";
 import { EACCES, EISDIR, strerror } from "./errno_text.ts";
 import type { Invocation } from "./tokenize.ts";
+import { userCommands } from "./user_commands.ts";
 
 /** What a step printed (stdout and stderr together, as a terminal shows them) and its status. */
 export interface StepOutput {
@@ -84,6 +85,11 @@ export class CommandRegistry {
     return this;
   }
 
+  registerAll(cmds: readonly ScenarioCommand[]): this {
+    for (const c of cmds) this.register(c);
+    return this;
+  }
+
   get(name: string): ScenarioCommand | undefined {
     return this.byName.get(name);
   }
@@ -110,7 +116,8 @@ export function builtinCommands(): CommandRegistry {
     .register(getPageCommand)
     .register(putPageCommand)
     .register(ndctlCommand)
-    .register(daxctlCommand);
+    .register(daxctlCommand)
+    .registerAll(userCommands());
 }
 
 /**
@@ -155,7 +162,7 @@ function toolCommand(name: string, subcommands: readonly string[], run: (k: Kern
 const ok = (stdout = ""): StepOutput => ({ stdout, rc: 0 });
 
 /** A kernel function's result as a step's result. */
-function kernelResult(rc: Errno): StepOutput {
+export function kernelResult(rc: Errno): StepOutput {
   return rc < 0 ? { stdout: "", rc, errno: rc } : { stdout: "", rc };
 }
 
@@ -169,11 +176,11 @@ export function runPath<T>(path: KernelPath<T>): { value: T } | { hang: Hang } {
   }
 }
 
-function hangResult(h: Hang): StepOutput {
+export function hangResult(h: Hang): StepOutput {
   return { stdout: `${h.message}\n`, rc: -1, hang: { at: h.at, holder: h.holder } };
 }
 
-function noRedirect(inv: Invocation): void {
+export function noRedirect(inv: Invocation): void {
   if (inv.redirect !== null) throw new BadArguments(`output redirection ('> ${inv.redirect}') is only for echo`);
 }
 
@@ -188,13 +195,13 @@ function positional(inv: Invocation, names: readonly string[]): string[] {
   return args;
 }
 
-function sizeArg(what: string, v: string): number {
+export function sizeArg(what: string, v: string): number {
   const r = parseSize(v);
   if (typeof r === "string") throw new BadArguments(`${what}: ${r}`);
   return r;
 }
 
-function intArg(what: string, v: string, min: number, max: number): number {
+export function intArg(what: string, v: string, min: number, max: number): number {
   if (!/^-?\d+$/.test(v)) throw new BadArguments(`${what}: '${v}' is not an integer`);
   const n = Number(v);
   if (n < min || n > max) throw new BadArguments(`${what}: ${n} is outside ${min}..${max}`);
@@ -346,7 +353,7 @@ const PGMAP_TYPES: Record<string, MemoryType> = {
 };
 
 /** `--name VALUE` or `--name=VALUE` options out of argv; the rest are positional. */
-function splitOptions(inv: Invocation, known: readonly string[]): { args: string[]; opts: Map<string, string> } {
+export function splitOptions(inv: Invocation, known: readonly string[]): { args: string[]; opts: Map<string, string> } {
   noRedirect(inv);
   const args: string[] = [];
   const opts = new Map<string, string>();

@@ -22,6 +22,18 @@ function violationLine(v: Violation): string {
   return v.kind === "warning" ? `WARNING: ${v.at}: ${v.detail}` : `sanitizer: ${v.kind} in ${v.at}: ${v.detail}`;
 }
 
+/** One line per kind and place; repeats (a teardown touching 1024 freed struct pages) are counted, the first shown. */
+function violationLines(vs: readonly Violation[]): string[] {
+  const groups = new Map<string, { first: Violation; n: number }>();
+  for (const v of vs) {
+    const key = `${v.kind}\u0000${v.at}`;
+    const g = groups.get(key);
+    if (g) g.n++;
+    else groups.set(key, { first: v, n: 1 });
+  }
+  return [...groups.values()].map(({ first, n }) => `${violationLine(first)}${n > 1 ? ` (×${n}, first shown)` : ""}`);
+}
+
 /** `[rc=-16 -EBUSY]` for a kernel step's errno, `[rc=1]` for a tool, `[rc=-1 hang]`. */
 function rcLine(s: StepResult): string {
   if (s.hang) return `[rc=${s.rc} hang]`;
@@ -32,7 +44,7 @@ function rcLine(s: StepResult): string {
 function renderStep(s: StepResult): string {
   let out = `$ ${s.command}\n${withNewline(s.stdout)}`;
   if (s.rc !== 0) out += `${rcLine(s)}\n`;
-  for (const v of s.violations) out += `${violationLine(v)}\n`;
+  for (const line of violationLines(s.violations)) out += `${line}\n`;
   if (s.verdict) {
     out += s.verdict.ok
       ? `expect: ok (${s.verdict.checked.join(", ")})\n`

@@ -115,7 +115,7 @@ describe("bad scenarios: one line, file:line: field: reason", () => {
   it("an unknown step command names the step", () => {
     assert.equal(
       loadError(`${PRESET}steps:\n  - echo x\n  - frobnicate 1 2\n`),
-      "s.yaml:4: steps[1]: unknown command 'frobnicate' (known: echo, cat, add_memory, remove_memory, memremap, memunmap, zone_device_page_init, get_page, put_page, ndctl, daxctl)",
+      "s.yaml:4: steps[1]: unknown command 'frobnicate' (known: echo, cat, add_memory, remove_memory, memremap, memunmap, zone_device_page_init, get_page, put_page, ndctl, daxctl, process, mmap, access, gup, unpin, odirect_read, munmap, pagetable, smaps, exit)",
     );
     assert.match(loadError(`${PRESET}steps:\n  - echo x\n  - run: frobnicate\n    expect: { rc: 0 }\n`), /^s\.yaml:4: steps\[1\]\.run: unknown command 'frobnicate'/);
   });

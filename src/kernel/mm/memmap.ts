@@ -60,6 +60,10 @@ export interface PageValue {
   order: number;
   /** compound_pincount on the head (FOLL_PIN on large folios). */
   pincount: number;
+  /** page->mapping: the address_space id (0 = NULL). */
+  mapping: number;
+  /** page->index: the file page offset while mapping is set. */
+  index: number;
 }
 
 export const NO_PAGE: Readonly<PageValue> = Object.freeze({
@@ -73,6 +77,8 @@ export const NO_PAGE: Readonly<PageValue> = Object.freeze({
   compoundHead: -1,
   order: 0,
   pincount: 0,
+  mapping: 0,
+  index: 0,
 });
 
 /** Shared frozen values for the states whole ranges are set to (identity makes coalescing cheap). */
@@ -118,6 +124,8 @@ class SectionPages {
   readonly compoundHead: Float64Array;
   readonly order: Uint8Array;
   readonly pincount: Int32Array;
+  readonly mapping: Uint32Array;
+  readonly index: Float64Array;
 
   constructor(n: number) {
     this.state = new Uint8Array(n);
@@ -130,9 +138,11 @@ class SectionPages {
     this.compoundHead = new Float64Array(n).fill(-1);
     this.order = new Uint8Array(n);
     this.pincount = new Int32Array(n);
+    this.mapping = new Uint32Array(n);
+    this.index = new Float64Array(n);
   }
 
-  static readonly BYTES_PER_PAGE = 1 + 4 + 1 + 2 + 4 + 4 + 4 + 8 + 1 + 4;
+  static readonly BYTES_PER_PAGE = 1 + 4 + 1 + 2 + 4 + 4 + 4 + 8 + 1 + 4 + 4 + 8;
 
   fill(lo: number, hi: number, v: Readonly<PageValue>): void {
     this.state.fill(v.state, lo, hi);
@@ -145,6 +155,8 @@ class SectionPages {
     this.compoundHead.fill(v.compoundHead, lo, hi);
     this.order.fill(v.order, lo, hi);
     this.pincount.fill(v.pincount, lo, hi);
+    this.mapping.fill(v.mapping, lo, hi);
+    this.index.fill(v.index, lo, hi);
   }
 
   put(i: number, v: Readonly<PageValue>): void {
@@ -163,6 +175,8 @@ class SectionPages {
       compoundHead: this.compoundHead[i]!,
       order: this.order[i]!,
       pincount: this.pincount[i]!,
+      mapping: this.mapping[i]!,
+      index: this.index[i]!,
     };
   }
 }
@@ -276,6 +290,14 @@ export class Memmap {
     return this.extentValue(pfn);
   }
 
+  /** One field of the struct page at pfn, without copying the page. */
+  field(pfn: number, f: PageField): number {
+    const nr = Math.floor(pfn / this.pagesPerSection);
+    const arr = this.sections.get(nr);
+    if (arr) return arr[f][pfn - nr * this.pagesPerSection]!;
+    return this.extentValue(pfn)[f];
+  }
+
   state(pfn: number): PageState {
     const nr = Math.floor(pfn / this.pagesPerSection);
     const arr = this.sections.get(nr);
@@ -379,7 +401,9 @@ function samePage(a: PageValue, b: PageValue): boolean {
     a.pgmap === b.pgmap &&
     a.compoundHead === b.compoundHead &&
     a.order === b.order &&
-    a.pincount === b.pincount
+    a.pincount === b.pincount &&
+    a.mapping === b.mapping &&
+    a.index === b.index
   );
 }
 

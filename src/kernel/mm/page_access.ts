@@ -59,3 +59,11 @@ export function warn(k: Kernel, at: string, detail: string): void {
   k.sanitizer.report({ kind: "warning", at, detail });
   k.printk(`WARNING: ${at}: ${detail}`);
 }
+
+/** Read one field of a struct page without copying it (hot GUP paths); checked like pageRead. */
+export function pageField(k: Kernel, pfn: number, field: PageField, at: string): number {
+  k.sanitizer.read(`page:${pfn}`);
+  const state = k.memmap.state(pfn);
+  if (state !== PageState.Initialised) checkPage(k, pfn, at, state);
+  return k.memmap.field(pfn, field);
+}
