@@ -6,9 +6,9 @@
 import { EBUSY, EINVAL, ENXIO, type Errno } from "../../errno.ts";
 import type { Kernel } from "../../kernel.ts";
 import { type ByteRange, MemoryType } from "../../mm/dev_pagemap.ts";
+import { vmfInsertPfnHuge } from "../../mm/huge_memory.ts";
 import { linearPageIndex, PFN_DEV, PFN_MAP, unmapMappingRange, vmfInsertMixed } from "../../mm/memory.ts";
 import { memremapPages, memunmapPages, newDevPagemap } from "../../mm/memremap.ts";
-import { vmfInsertPfnHuge } from "../../mm/huge_memory.ts";
 import {
   type AddressSpace,
   type MappedFile,
