@@ -12,6 +12,7 @@ import {
   parseMemmapArgs,
   trimBiosRange,
 } from "./arch/x86/e820.ts";
+import type { QemuNvdimm } from "./drivers/acpi/nfit.ts";
 import { memoryDevInit, probeMemoryBlockSize } from "./drivers/base/memory.ts";
 import { BOOT_MODULES, type BootModule } from "./drivers/nvdimm/e820_pmem.ts";
 import { errnoName } from "./errno.ts";
@@ -90,6 +91,8 @@ export interface MachineSpec {
   modules?: string[];
   /** Device memory a driver memremaps after boot (prototyping a driver's dev_pagemap). */
   pgmaps?: Array<DevPagemapSpec & { nid: number }>;
+  /** QEMU NVDIMMs the firmware describes in its ACPI NFIT (bound by the nfit module). */
+  nvdimms?: QemuNvdimm[];
 }
 
 const hex18 = (x: number) => "0x" + x.toString(16).padStart(16, "0");

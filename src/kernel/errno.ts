@@ -2,6 +2,7 @@
 export const EPERM = 1;
 export const ENOENT = 2;
 export const EINTR = 4;
+export const EIO = 5;
 export const ENXIO = 6;
 export const E2BIG = 7;
 export const EAGAIN = 11;
@@ -14,12 +15,15 @@ export const EINVAL = 22;
 export const ENOSPC = 28;
 export const ERANGE = 34;
 export const EOPNOTSUPP = 95;
+/** EFSCORRUPTED in XFS and ext4 (fs/xfs/xfs_linux.h). */
+export const EUCLEAN = 117;
 export const EHWPOISON = 133;
 
 const NAMES: Record<number, string> = {
   [EPERM]: "EPERM",
   [ENOENT]: "ENOENT",
   [EINTR]: "EINTR",
+  [EIO]: "EIO",
   [ENXIO]: "ENXIO",
   [E2BIG]: "E2BIG",
   [EAGAIN]: "EAGAIN",
@@ -32,6 +36,7 @@ const NAMES: Record<number, string> = {
   [ENOSPC]: "ENOSPC",
   [ERANGE]: "ERANGE",
   [EOPNOTSUPP]: "EOPNOTSUPP",
+  [EUCLEAN]: "EUCLEAN",
   [EHWPOISON]: "EHWPOISON",
 };
 

@@ -60,6 +60,19 @@ const Q35_3G_E820: MachineFile["e820"] = [
   { start: 0xfd00000000, end: 0xffffffffff, type: "reserved" },
 ];
 
+/** SeaBIOS's e820 for q35 with `-m 2G` (all RAM below the 2 GiB PCI hole). */
+const Q35_2G_E820: MachineFile["e820"] = [
+  { start: 0x0, end: 0x9fbff, type: "usable" },
+  { start: 0x9fc00, end: 0x9ffff, type: "reserved" },
+  { start: 0xf0000, end: 0xfffff, type: "reserved" },
+  { start: 0x100000, end: 0x7ffddfff, type: "usable" },
+  { start: 0x7ffde000, end: 0x7fffffff, type: "reserved" },
+  { start: 0xb0000000, end: 0xbfffffff, type: "reserved" },
+  { start: 0xfed1c000, end: 0xfed1ffff, type: "reserved" },
+  { start: 0xfffc0000, end: 0xffffffff, type: "reserved" },
+  { start: 0xfd00000000, end: 0xffffffffff, type: "reserved" },
+];
+
 interface Preset {
   description: string;
   file: MachineFile;
@@ -102,6 +115,31 @@ export const MACHINE_PRESETS: Readonly<Record<string, Preset>> = {
       managed: [
         { node: 0, zone: "DMA", pages: 3840 },
         { node: 0, zone: "DMA32", pages: 483121 },
+      ],
+    },
+  },
+  "qemu-q35-2g-nvdimm1g": {
+    description:
+      "the oracle's NFIT guest: QEMU q35 nvdimm=on -m 2G,slots=2,maxmem=8G, one 1 GiB NVDIMM with a 128 KiB label area at 4 GiB",
+    file: {
+      arch: "x86_64",
+      kconfig: "debian-6.1-amd64",
+      e820: Q35_2G_E820,
+      append: "console=ttyS0 nokaslr panic=-1",
+      // QEMU's SRAT: RAM, the NVDIMM's SPA range (non-volatile) and the hot-pluggable device memory window.
+      numa: [
+        { node: 0, start: 0x0, end: 0x9ffff },
+        { node: 0, start: 0x100000, end: 0x7fffffff },
+        { node: 0, start: 0x100000000, end: 0x13ffdffff },
+        { node: 0, start: 0x100000000, end: 0x2ffffffff, hotplug: true },
+      ],
+      platform: q35Platform([0x300000000, 0xaffffffff]),
+      kernel_image: KERNEL_IMAGE_6_1_0_56,
+      modules: ["nd_pmem"],
+      nvdimms: [{ size: "1G", label_size: "128K", node: 0 }],
+      managed: [
+        { node: 0, zone: "DMA", pages: 3840 },
+        { node: 0, zone: "DMA32", pages: 483120 },
       ],
     },
   },

@@ -9,6 +9,7 @@ import { UsageError } from "../errors.ts";
 import { type KernelConfig, kconfigPreset } from "../kconfig/kconfig.ts";
 import { type E820Entry, e820TypeFromName } from "../kernel/arch/x86/e820.ts";
 import type { MachineSpec, PlatformResource } from "../kernel/boot.ts";
+import { type QemuNvdimm, qemuNvdimmCheck } from "../kernel/drivers/acpi/nfit.ts";
 import { MemoryType } from "../kernel/mm/dev_pagemap.ts";
 import { newAltmap } from "../kernel/mm/vmem_altmap.ts";
 import { kernelVariant } from "../kernel/variant.ts";
@@ -90,6 +91,16 @@ const PGMAP_TYPES: Record<string, MemoryType> = {
 
 const zoneName = z.enum(["DMA", "DMA32", "Normal", "Movable", "Device"]);
 
+/** A QEMU `-device nvdimm` on a memory-backend-file (ACPI NFIT). */
+const nvdimmEntry = z
+  .object({
+    size: size,
+    label_size: size.default(0),
+    node: z.number().int().min(0).max(1023).default(0),
+    start: size.optional(),
+  })
+  .strict();
+
 export const machineFileSchema = z
   .object({
     name: z.string().optional(),
@@ -108,6 +119,7 @@ export const machineFileSchema = z
     managed: z.array(z.object({ node: z.number().int().min(0), zone: zoneName, pages: z.number().int().min(0) }).strict()).default([]),
     hypervisor: z.boolean().default(false),
     modules: z.array(z.enum(["nd_pmem"])).default([]),
+    nvdimms: z.array(nvdimmEntry).default([]),
     pgmaps: z.array(pgmapEntry).default([]),
     variant: z.string().optional(),
     memory_block_size: size.optional(),
@@ -179,6 +191,7 @@ export function resolveMachine(raw: unknown, where: string, lineOf?: (path: Read
     }
   }
   const platform = (list: typeof m.platform.early): PlatformResource[] => list.map((p) => ({ name: p.name, start: p.start, end: p.end, op: p.op }));
+  const nvdimms = resolveNvdimms(m.nvdimms, e820, arch, at);
   return {
     name: m.name ?? where,
     arch,
@@ -193,6 +206,7 @@ export function resolveMachine(raw: unknown, where: string, lineOf?: (path: Read
     hypervisor: m.hypervisor,
     memoryBlockSize: m.memory_block_size,
     modules: m.modules,
+    nvdimms,
     pgmaps: m.pgmaps.map((p) => {
       const type = PGMAP_TYPES[p.type]!;
       const ranges = p.ranges.map((r) => ({ start: r.start, end: r.endExcl - 1 }));
@@ -222,6 +236,40 @@ export function resolveMachine(raw: unknown, where: string, lineOf?: (path: Read
   };
 }
 
+/**
+ * Place the NVDIMMs as QEMU does: from the device-memory base (4 GiB plus the RAM above 4 GiB, rounded up to
+ * 1 GiB) one after the other, unless `start` (QEMU's addr=) pins one; slots in order.
+ */
+// ref: hw/i386/pc.c pc_memory_init (device_memory->base); hw/mem/memory-device.c memory_device_get_free_addr
+function resolveNvdimms(
+  list: ReadonlyArray<{ size: number; label_size: number; node: number; start?: number | undefined }>,
+  e820: E820Entry[] | undefined,
+  arch: ArchProfile,
+  at: (path: Array<string | number>) => string,
+): QemuNvdimm[] {
+  if (list.length === 0) return [];
+  if (arch.arch !== "x86_64" || !e820) fail(at(["nvdimms"]), ["nvdimms"], "QEMU NVDIMMs (ACPI NFIT) are modelled on x86_64 q35 machines only");
+  const GiB = 2 ** 30;
+  const ramEnd = Math.max(4 * GiB, ...e820.filter((e) => e.type === 1 && e.addr + e.size > 4 * GiB).map((e) => e.addr + e.size));
+  let next = Math.ceil(ramEnd / GiB) * GiB;
+  const out = list.map((d, i): QemuNvdimm => {
+    const why = qemuNvdimmCheck({ size: d.size, labelSize: d.label_size });
+    if (why) fail(at(["nvdimms", i]), ["nvdimms", i], why);
+    const start = d.start ?? next;
+    if (start % 4096) fail(at(["nvdimms", i, "start"]), ["nvdimms", i, "start"], "must be 4K aligned");
+    if (start + d.size > 2 ** arch.maxPhysmemBits) fail(at(["nvdimms", i]), ["nvdimms", i], `ends above MAX_PHYSMEM_BITS (${arch.maxPhysmemBits} bits)`);
+    next = Math.max(next, start + d.size);
+    return { start, size: d.size, labelSize: d.label_size, node: d.node, slot: i };
+  });
+  for (const [i, d] of out.entries()) {
+    for (const e of e820) {
+      if (e.type === 1 && d.start < e.addr + e.size && e.addr < d.start + d.size) fail(at(["nvdimms", i]), ["nvdimms", i], "overlaps usable RAM in the e820 table");
+    }
+  }
+  checkOverlaps(out.map((d) => ({ start: d.start, end: d.start + d.size })), "nvdimms", at);
+  return out;
+}
+
 function checkOverlaps(ranges: Array<{ start: number; end: number }>, field: string, at: (p: Array<string | number>) => string): void {
   const order = ranges.map((r, i) => ({ ...r, i })).sort((a, b) => a.start - b.start);
   for (let j = 1; j < order.length; j++) {
@@ -244,6 +292,54 @@ export function loadMachineFile(file: string, text?: string): MachineSpec {
   return resolveMachine(doc.toJS(), file, lineOf);
 }
 
+/**
+ * The NVDIMMs of a QEMU command line: each `-device nvdimm,memdev=ID[,label-size=S][,node=N][,addr=A]` with the
+ * size of its `-object memory-backend-*,id=ID,size=S`. Bad or missing values are UsageErrors.
+ */
+// ref: hw/mem/nvdimm.c (label-size), hw/mem/pc-dimm.c (memdev, node, addr, slot)
+export function nvdimmsFromQemuCmdline(cmdline: string, where = "qemu command line"): Array<{ size: number; label_size: number; node: number; start?: number }> {
+  const words = cmdline.trim().split(/\s+/);
+  const props = (arg: string) => {
+    const [type, ...rest] = arg.split(",");
+    const m = new Map<string, string>();
+    for (const kv of rest) {
+      const eq = kv.indexOf("=");
+      m.set(eq < 0 ? kv : kv.slice(0, eq), eq < 0 ? "on" : kv.slice(eq + 1));
+    }
+    return { type: type ?? "", props: m };
+  };
+  const backends = new Map<string, string>();
+  const devices: Array<Map<string, string>> = [];
+  for (let i = 0; i < words.length - 1; i++) {
+    if (words[i] === "-object") {
+      const o = props(words[i + 1]!);
+      const id = o.props.get("id");
+      const sz = o.props.get("size");
+      if (o.type.startsWith("memory-backend-") && id && sz) backends.set(id, sz);
+    } else if (words[i] === "-device") {
+      const d = props(words[i + 1]!);
+      if (d.type === "nvdimm") devices.push(d.props);
+    }
+  }
+  const num = (v: string, what: string) => {
+    const r = parseSize(v);
+    if (typeof r === "string") throw new UsageError(where, `${what}: ${r}`);
+    return r;
+  };
+  return devices.map((d, i) => {
+    const memdev = d.get("memdev");
+    const backing = memdev ? backends.get(memdev) : undefined;
+    if (!memdev || backing === undefined) throw new UsageError(where, `nvdimm #${i}: no memory backend with a size for memdev=${memdev ?? "(none)"}`);
+    const entry: { size: number; label_size: number; node: number; start?: number } = {
+      size: num(backing, `${memdev} size`),
+      label_size: d.has("label-size") ? num(d.get("label-size")!, "label-size") : 0,
+      node: d.has("node") ? Number(d.get("node")) : 0,
+    };
+    if (d.has("addr")) entry.start = num(d.get("addr")!, "addr");
+    return entry;
+  });
+}
+
 /** Build a machine from a pasted dmesg plus an optional command line (x86_64: BIOS-e820 + SRAT). */
 export function machineFromDmesg(
   file: string,
@@ -251,6 +347,7 @@ export function machineFromDmesg(
   archName = "x86_64",
   text?: string,
   modules: Array<"nd_pmem"> = [],
+  opts: { qemu?: string } = {},
 ): MachineSpec {
   let src: string;
   try {
@@ -267,5 +364,13 @@ export function machineFromDmesg(
     modules,
     numa: d.srat.map((s) => ({ node: s.node, start: s.start, size: s.end - s.start, hotplug: s.hotplug })),
   };
+  if (opts.qemu !== undefined) {
+    // Where the firmware put each NVDIMM is in the SRAT (its non-volatile range); the QEMU line has its sizes.
+    const nv = d.srat.filter((s) => s.nonVolatile);
+    raw.nvdimms = nvdimmsFromQemuCmdline(opts.qemu).map((n, i) => {
+      const spa = nv[i];
+      return spa && spa.end - spa.start === n.size - n.label_size && n.start === undefined ? { ...n, start: spa.start, node: spa.node } : n;
+    });
+  }
   return resolveMachine(raw, file);
 }

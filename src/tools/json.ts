@@ -12,7 +12,7 @@ export class JsonSize {
   ) {}
 }
 
-export type JsonValue = string | number | boolean | JsonSize | JsonValue[] | JsonObject;
+export type JsonValue = string | number | bigint | boolean | JsonSize | JsonValue[] | JsonObject;
 export interface JsonObject {
   [key: string]: JsonValue;
 }
@@ -70,7 +70,7 @@ const indent = (level: number) => "  ".repeat(level);
 export function jsoncPretty(v: JsonValue, level = 0): string {
   if (v instanceof JsonSize) return v.human ? humanSize(v.bytes) : String(v.bytes);
   if (typeof v === "string") return jsonEscape(v);
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v);
   if (Array.isArray(v)) {
     const items = v.map((x) => `${indent(level + 1)}${jsoncPretty(x, level + 1)}`);
     return `[\n${items.join(",\n")}${items.length ? "\n" : ""}${indent(level)}]`;

@@ -10,6 +10,7 @@ import type { DaxDevInfo } from "../kernel/drivers/dax/daxctl.ts";
 import {
   type CreateNamespaceOptions,
   createNamespace,
+  type DimmInfo,
   destroyNamespace,
   disableNamespace,
   enableNamespace,
@@ -18,8 +19,9 @@ import {
   ndctlList,
   type RegionInfo,
 } from "../kernel/drivers/nvdimm/ndctl.ts";
+import { type DimmAction, dimmAction, xableRegion } from "../kernel/drivers/nvdimm/ndctl_dimm.ts";
 import type { Kernel } from "../kernel/kernel.ts";
-import { displayJsonArray, type JsonObject, JsonSize, jsoncPretty, type OptionSpec, parseOptions } from "./json.ts";
+import { displayJsonArray, type JsonObject, JsonSize, type JsonValue, jsoncPretty, type OptionSpec, parseOptions } from "./json.ts";
 
 export interface ToolOutput {
   stdout: string;
@@ -35,6 +37,12 @@ export interface JsonFlags {
   capabilities?: boolean;
   /** daxctl -M */
   mappings?: boolean;
+  /** ndctl list -D: regions show their mappings. */
+  dimms?: boolean;
+  /** ndctl list -d DIMM */
+  dimmFilter?: string;
+  /** ndctl list -c */
+  configured?: boolean;
 }
 
 /** An exit status as the shell sees a negative errno returned from main. */
@@ -88,6 +96,7 @@ export function namespaceJson(n: NamespaceInfo, f: JsonFlags): JsonObject {
   if (n.map !== undefined && n.mode !== "sector" && n.mode !== "raw") o.map = n.map;
   if (n.size !== undefined) o.size = size(n.size, f);
   if (n.uuid !== undefined) o.uuid = n.uuid;
+  if (n.rawUuid !== undefined && f.verbose) o.raw_uuid = n.rawUuid;
   if (n.daxRegion) {
     const r = n.daxRegion;
     if (f.dax) {
@@ -101,8 +110,32 @@ export function namespaceJson(n: NamespaceInfo, f: JsonFlags): JsonObject {
   if (n.align) o.align = n.align;
   if (n.blockdev) o.blockdev = n.blockdev;
   if (n.state) o.state = n.state;
+  if (n.name) o.name = n.name;
   if (n.numaNode >= 0 && f.verbose) o.numa_node = n.numaNode;
   if (n.targetNode !== undefined && n.targetNode >= 0 && f.verbose) o.target_node = n.targetNode;
+  return o;
+}
+
+/** util_json_object_hex: the number, or "0x…" with -u. */
+// ref: ndctl util/json.c util_json_object_hex
+function hexObj(v: number | bigint, f: JsonFlags): JsonValue {
+  return f.human ? `0x${v.toString(16)}` : v;
+}
+
+/** util_dimm_filter: "all", the name, or its number. */
+// ref: ndctl/filter.c util_dimm_filter
+function dimmMatches(ident: string, dimm: string): boolean {
+  if (ident === "all") return true;
+  return ident.split(" ").some((n) => n === "all" || n === dimm || (/^(nmem)?\d+$/.test(n) && `nmem${Number(n.replace(/^nmem/, ""))}` === dimm));
+}
+
+/** ndctl/json.c util_dimm_to_json */
+export function dimmJson(d: DimmInfo, f: JsonFlags): JsonObject {
+  const o: JsonObject = { dev: d.dev };
+  if (d.id !== undefined) o.id = d.id;
+  if (d.handle !== undefined) o.handle = hexObj(d.handle, f);
+  if (d.physId !== undefined) o.phys_id = hexObj(d.physId, f);
+  if (d.state) o.state = d.state;
   return o;
 }
 
@@ -118,6 +151,11 @@ export function regionJson(r: RegionInfo, f: JsonFlags): JsonObject {
   };
   if (r.numaNode !== undefined && r.numaNode >= 0 && f.verbose) o.numa_node = r.numaNode;
   if (r.targetNode !== undefined && r.targetNode >= 0 && f.verbose) o.target_node = r.targetNode;
+  if (r.isetId !== undefined) o.iset_id = hexObj(r.isetId, f);
+  if (f.dimms) {
+    const mappings = r.mappings.filter((m) => (f.dimmFilter === undefined || dimmMatches(f.dimmFilter, m.dimm)) && (f.configured || f.idle || m.dimmEnabled));
+    if (mappings.length) o.mappings = mappings.map((m): JsonObject => ({ dimm: m.dimm, offset: hexObj(m.offset, f), length: hexObj(m.length, f), position: m.position }));
+  }
   if (r.state) o.state = r.state;
   if (f.capabilities) {
     o.capabilities = r.capabilities.map((c): JsonObject => (c.mode === "sector" ? { mode: c.mode, sector_sizes: c.sectorSizes } : { mode: c.mode, alignments: c.alignments }));
@@ -197,7 +235,7 @@ function createNamespaceCmd(k: Kernel, argv: readonly string[]): ToolOutput {
   if (errors.length) return { stdout: `${errors.map((e) => `  Error: ${e}\n\n`).join("")}\n usage: ${usage}\n\n`, rc: 129 };
   const r = createNamespace(k, o);
   // namespace.c's error("…\n") lines end in a blank line: report() adds its own newline.
-  let stdout = r.stderr.map((l) => (l.startsWith("  Error: ") ? `${l}\n\n` : `${l}\n`)).join("");
+  let stdout = r.stderr.map((l) => (/^ {2}(Error|Warning): /.test(l) ? `${l}\n\n` : `${l}\n`)).join("");
   // isatty(1): the oracle's guest runs ndctl on its console, so sizes are human-readable.
   if (r.rc === 0 && r.out) stdout += `${jsoncPretty(namespaceJson(r.out, { dax: true, human: true }))}\n`;
   return { stdout, rc: exitStatus(r.rc) };
@@ -252,7 +290,7 @@ const LIST_OPTS: OptionSpec[] = [
 /** util_nsmode for `ndctl list -m` */
 const LIST_MODES: Record<string, NdctlMode> = { ...MODES };
 
-// ref: ndctl/list.c cmd_list, list_display, filter_region, filter_namespace; util/filter.c
+// ref: ndctl/list.c cmd_list, list_display, filter_bus, filter_dimm, filter_region, filter_namespace; ndctl/filter.c ndctl_filter_walk
 function listCmd(k: Kernel, argv: readonly string[]): ToolOutput {
   const usage = "ndctl list [<options>]";
   const p = parseOptions(argv, LIST_OPTS);
@@ -284,7 +322,8 @@ function listCmd(k: Kernel, argv: readonly string[]): ToolOutput {
     l.dax = true;
   }
   if (numFlags() === 0) l.namespaces = true;
-  const f: JsonFlags = { idle: l.idle, dax: l.dax, human: has("human"), verbose: verbose > 0, capabilities: l.capabilities };
+  const dimmFilter = str("dimm");
+  const f: JsonFlags = { idle: l.idle, dax: l.dax, human: has("human"), verbose: verbose > 0, capabilities: l.capabilities, dimms: l.dimms, dimmFilter, configured: l.configured };
   let nsMode: NdctlMode | undefined;
   if (modeFilter !== undefined) {
     nsMode = LIST_MODES[modeFilter];
@@ -294,25 +333,44 @@ function listCmd(k: Kernel, argv: readonly string[]): ToolOutput {
   const regionFilter = str("region");
   const nsFilter = str("namespace");
   const matches = (filter: string | undefined, dev: string, id: string) => filter === undefined || filter === "all" || filter === dev || filter === id;
+  const dimmOk = (name: string) => dimmFilter === undefined || dimmMatches(dimmFilter, name);
 
   let jbuses: JsonObject[] | null = null;
+  let jdimms: JsonObject[] | null = null;
   let jregions: JsonObject[] | null = null;
   let jnamespaces: JsonObject[] | null = null;
   for (const bus of ndctlList(k)) {
     if (!matches(busFilter, bus.dev, bus.dev.replace(/^ndbus/, "")) && busFilter !== bus.provider) continue;
+    // util_bus_filter_by_dimm / _by_region: the bus must hold the named DIMM / region.
+    if (dimmFilter !== undefined && !bus.dimms.some((d) => dimmOk(d.dev))) continue;
+    // filter_bus: objects below a new bus start over.
+    if (jbuses) {
+      jdimms = null;
+      jregions = null;
+      jnamespaces = null;
+    }
     let jbus: JsonObject | null = null;
+    let jregion: JsonObject | null = null;
     if (l.buses) {
       jbus = { provider: bus.provider, dev: bus.dev };
       jbuses ??= [];
       jbuses.push(jbus);
     }
-    jregions = l.buses ? null : jregions;
-    jnamespaces = l.buses && !l.regions ? null : jnamespaces;
+    if (l.dimms) {
+      for (const dimm of bus.dimms) {
+        if (!dimmOk(dimm.dev)) continue;
+        if (!l.configured && !l.idle && dimm.state === "disabled") continue;
+        if (!jdimms) {
+          jdimms = [];
+          if (jbus) jbus.dimms = jdimms;
+        }
+        jdimms.push(dimmJson(dimm, f));
+      }
+    }
     for (const region of bus.regions) {
       if (!matches(regionFilter, region.dev, region.dev.replace(/^region/, ""))) continue;
-      let jregion: JsonObject | null = null;
-      if (l.regions) {
-        if (!l.configured && !l.idle && region.state === "disabled") continue;
+      if (dimmFilter !== undefined && !region.mappings.some((m) => dimmOk(m.dimm))) continue;
+      if (l.regions && (l.configured || l.idle || region.state !== "disabled")) {
         if (!jregions) {
           jregions = [];
           if (jbus) jbus.regions = jregions;
@@ -339,13 +397,73 @@ function listCmd(k: Kernel, argv: readonly string[]): ToolOutput {
   const human = f.human ?? false;
   let stdout = "";
   if (jbuses) stdout = displayJsonArray(jbuses, human);
-  else if (Number(jregions !== null) + Number(jnamespaces !== null) > 1) {
+  else if (Number(jdimms !== null) + Number(jregions !== null) + Number(jnamespaces !== null) > 1) {
     const platform: JsonObject = {};
+    if (jdimms) platform.dimms = jdimms;
     if (jregions) platform.regions = jregions;
+    if (jnamespaces && !jregions) platform.namespaces = jnamespaces;
     stdout = `${jsoncPretty(platform)}\n`;
-  } else if (jregions) stdout = displayJsonArray(jregions, human);
+  } else if (jdimms) stdout = displayJsonArray(jdimms, human);
+  else if (jregions) stdout = displayJsonArray(jregions, human);
   else if (jnamespaces) stdout = displayJsonArray(jnamespaces, human);
   return { stdout, rc: 0 };
+}
+
+const REGION_OPTS: OptionSpec[] = [
+  { short: "b", long: "bus", value: true },
+  { short: "t", long: "type", value: true },
+];
+
+/** `ndctl disable-region|enable-region REGION [-b BUS] [-t TYPE]` */
+// ref: ndctl/region.c parse_region_options, cmd_disable_region, cmd_enable_region
+function regionCmd(k: Kernel, argv: readonly string[], enable: boolean): ToolOutput {
+  const usage = `ndctl ${enable ? "enable" : "disable"}-region <region> [<options>]`;
+  const p = parseOptions(argv, REGION_OPTS);
+  if ("error" in p) return usageError(p.error, usage);
+  const errors: string[] = [];
+  if (p.args.length === 0) errors.push('specify a specific region id to act on, or "all"');
+  for (const a of p.args.slice(1)) errors.push(`unknown extra parameter "${a}"`);
+  if (errors.length) return { stdout: `${errors.map((e) => `  Error: ${e}\n\n`).join("")}\n usage: ${usage}\n\n`, rc: 129 };
+  const type = p.opts.get("type") as string | undefined;
+  if (type !== undefined && type !== "pmem" && type !== "blk") return { stdout: `  Error: unknown region type '${type}', should be 'pmem' or 'blk'\n\n\n usage: ${usage}\n\n`, rc: 129 };
+  // Every modelled region is a pmem region.
+  if (type === "blk") return { stdout: `${enable ? "enabled" : "disabled"} 0 regions\n`, rc: 0 };
+  const r = xableRegion(k, { region: p.args[0]!, enable, bus: p.opts.get("bus") as string | undefined });
+  return { stdout: r.stderr.map((l) => `${l}\n`).join(""), rc: exitStatus(r.rc) };
+}
+
+const DIMM_BASE_OPTS: OptionSpec[] = [
+  { short: "b", long: "bus", value: true },
+  { short: "v", long: "verbose" },
+];
+
+/** `ndctl init-labels|disable-dimm|enable-dimm DIMM… [options]`: exit 0 unless every action failed (then 1). */
+// ref: ndctl/dimm.c dimm_action, cmd_init_labels, cmd_disable_dimm, cmd_enable_dimm
+function dimmCmd(k: Kernel, argv: readonly string[], kind: DimmAction["kind"]): ToolOutput {
+  const usage = kind === "init-labels" ? "ndctl init-labels <nmem0> [<nmem1>..<nmemN>] [<options>]" : `ndctl ${kind} <nmem0> [<nmem1>..<nmemN>] [<options>]`;
+  const specs = kind === "init-labels" ? [...DIMM_BASE_OPTS, { short: "f", long: "force" }, { short: "V", long: "label-version", value: true }] : DIMM_BASE_OPTS;
+  const p = parseOptions(argv, specs);
+  if ("error" in p) return usageError(p.error, usage);
+  if (p.args.length === 0) return usageError(null, usage);
+  let out = "";
+  const args = p.args.includes("all") ? ["all"] : p.args;
+  let bad = 0;
+  for (const a of args) {
+    if (a === "all" || /^nmem\d+/.test(a)) continue;
+    out += `'${a}' is not a valid dimm name\n`;
+    bad++;
+  }
+  if (bad === args.length) return { stdout: `${out}\n usage: ${usage}\n\n`, rc: 129 };
+  let action: DimmAction;
+  if (kind === "init-labels") {
+    const v = (p.opts.get("label-version") as string | undefined) ?? "1.1";
+    const version = v === "1.1" || v === "v1.1" ? "1.1" : v === "1.2" || v === "v1.2" ? "1.2" : null;
+    if (!version) return { stdout: `${out}'${v}' is not a valid label version\n${kind === "init-labels" ? "initialized" : ""} 0 nmem\n`, rc: 1 };
+    action = { kind, force: p.opts.has("force"), labelVersion: version };
+  } else action = { kind };
+  const r = dimmAction(k, args, action, p.opts.get("bus") as string | undefined);
+  out += r.stderr.map((l) => `${l}\n`).join("");
+  return { stdout: out, rc: r.rc < 0 ? 1 : 0 };
 }
 
 const NDCTL_COMMANDS: Record<string, (k: Kernel, argv: readonly string[]) => ToolOutput> = {
@@ -354,6 +472,11 @@ const NDCTL_COMMANDS: Record<string, (k: Kernel, argv: readonly string[]) => Too
   "disable-namespace": (k, argv) => namespaceAction(k, argv, "disable", (k2, ns) => disableNamespace(k2, { namespace: ns })),
   "enable-namespace": (k, argv) => namespaceAction(k, argv, "enable", (k2, ns) => enableNamespace(k2, { namespace: ns })),
   list: listCmd,
+  "disable-region": (k, argv) => regionCmd(k, argv, false),
+  "enable-region": (k, argv) => regionCmd(k, argv, true),
+  "init-labels": (k, argv) => dimmCmd(k, argv, "init-labels"),
+  "disable-dimm": (k, argv) => dimmCmd(k, argv, "disable-dimm"),
+  "enable-dimm": (k, argv) => dimmCmd(k, argv, "enable-dimm"),
 };
 
 /** The subcommands this model implements. */

@@ -7,7 +7,8 @@ import type { MachineSpec } from "../../src/kernel/boot.ts";
 import { machinePreset } from "../../src/machine/presets.ts";
 import { machineFromDmesg } from "../../src/machine/spec.ts";
 
-export const CAPTURES = fileURLToPath(new URL("../fixtures/captures/", import.meta.url));
+/** The captures directory; ZONEDEV_CAPTURES points the suites at another one (a staging copy of new captures). */
+export const CAPTURES = process.env.ZONEDEV_CAPTURES ? `${process.env.ZONEDEV_CAPTURES.replace(/\/$/, "")}/` : fileURLToPath(new URL("../fixtures/captures/", import.meta.url));
 
 export interface Capture {
   name: string;
@@ -75,16 +76,25 @@ export function zoneSummary(c: Capture, snapshot: string): ZoneSummary[] {
 }
 
 /**
- * A legacy-pmem capture's machine: e820 table, SRAT and command line from its dmesg; the platform resources
- * dmesg does not print (PCI windows, ROMs, APICs) from the oracle preset; the kernel image from the boot
- * /proc/iomem; the modules the oracle's init loads.
+ * An oracle capture's machine: e820 table, SRAT and command line from its dmesg (NFIT guests: their NVDIMMs
+ * from the QEMU command line); the platform resources dmesg does not print (PCI windows, ROMs, APICs) from the
+ * oracle preset; the kernel image from the boot /proc/iomem; the modules the oracle's init loads.
  */
 export function oracleMachineOf(name: string, cap: Capture): MachineSpec {
-  const spec = machineFromDmesg(`${name}.txt`, captureAppend(name), "x86_64", dmesgLines(cap).join("\n"), ["nd_pmem"]);
-  const preset = machinePreset(name.startsWith("e820numa") ? "qemu-q35-3g-pmem1g-numa" : "qemu-q35-3g-pmem1g");
+  // NFIT guests: the NVDIMMs come from the QEMU command line (sizes, label area) and the SRAT (placement).
+  const qemu = name.startsWith("nfit") ? readFileSync(`${CAPTURES}${name}.cmdline`, "utf8") : undefined;
+  const spec = machineFromDmesg(`${name}.txt`, captureAppend(name), "x86_64", dmesgLines(cap).join("\n"), ["nd_pmem"], qemu === undefined ? {} : { qemu });
+  const preset = machinePreset(name.startsWith("nfit") ? "qemu-q35-2g-nvdimm1g" : name.startsWith("e820numa") ? "qemu-q35-3g-pmem1g-numa" : "qemu-q35-3g-pmem1g");
   const kernelImage = (cap.sections.get("boot:iomem") ?? []).flatMap((l) => {
     const m = /^ {2}([0-9a-f]+)-([0-9a-f]+) : (Kernel \w+)$/.exec(l);
     return m ? [{ name: m[3]!, start: Number.parseInt(m[1]!, 16), end: Number.parseInt(m[2]!, 16) }] : [];
   });
-  return { ...spec, platform: preset.platform, kernelImage };
+  // QEMU places the 64-bit PCI window above the end of RAM: take it from the capture (an input, like the image).
+  const pci64 = (cap.sections.get("boot:iomem") ?? []).flatMap((l) => {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) : PCI Bus 0000:00$/.exec(l);
+    const start = m ? Number.parseInt(m[1]!, 16) : 0;
+    return m && start >= 2 ** 32 ? [{ start, end: Number.parseInt(m[2]!, 16) }] : [];
+  });
+  const early = preset.platform.early.map((r) => (r.name === "PCI Bus 0000:00" && r.start >= 2 ** 32 && pci64[0] ? { ...r, ...pci64[0] } : r));
+  return { ...spec, platform: { ...preset.platform, early }, kernelImage };
 }

@@ -47,7 +47,35 @@ function hasMemory(s: Sys, dd: DevDax): boolean {
   return s.driver(dd) === "kmem";
 }
 
-/** The memory blocks daxctl walks: /sys/devices/system/node/node<target>/memoryN inside the device. */
+/**
+ * kernfs_name_hash(name, NULL): kernfs keeps a directory's entries in an rbtree ordered by this 31-bit hash (then
+ * by name), and readdir returns them in that order. partial_name_hash wraps at 64 bits; end_name_hash is
+ * hash_64(hash, 32) with GOLDEN_RATIO_64.
+ */
+// ref: fs/kernfs/dir.c kernfs_name_hash, kernfs_sd_compare; include/linux/stringhash.h; include/linux/hash.h hash_64_generic
+export function kernfsNameHash(name: string): number {
+  const M = (1n << 64n) - 1n;
+  let hash = 0n;
+  for (const c of Buffer.from(name, "latin1")) {
+    const ch = BigInt(c);
+    hash = ((hash + (ch << 4n) + (ch >> 4n)) * 11n) & M;
+  }
+  let h = Number((((hash * 0x61c8864680b583ebn) & M) >> 32n) & 0x7fffffffn);
+  if (h < 2) h += 2;
+  if (h >= 0x7fffffff) h = 0x7fffffff - 1;
+  return h;
+}
+
+/** readdir order of kernfs entries: by kernfs_name_hash, then by name. */
+// ref: fs/kernfs/dir.c kernfs_fop_readdir, kernfs_dir_pos, kernfs_name_compare
+export function kernfsReaddirOrder(names: readonly string[]): string[] {
+  return [...names].sort((a, b) => kernfsNameHash(a) - kernfsNameHash(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * The memory blocks daxctl walks, in the order it walks them: readdir of /sys/devices/system/node/node<target>
+ * (kernfs hash order), the memoryN links whose phys_index * block size lies in [resource, resource + size).
+ */
 // ref: daxctl/lib/libdaxctl.c daxctl_memory_op, memblock_in_dev
 function deviceMemblocks(s: Sys, dd: DevDax): number[] | Errno {
   const node = Number(s.read(`${dd.path}/target_node`) ?? "-1");
@@ -55,17 +83,95 @@ function deviceMemblocks(s: Sys, dd: DevDax): number[] | Errno {
   const blockSize = Number.parseInt(s.read("/sys/devices/system/memory/block_size_bytes") ?? "0", 16);
   const start = Number(s.read(`${dd.path}/resource`) ?? "0");
   const end = start + Number(s.read(`${dd.path}/size`) ?? "0") - 1;
+  const links = s.k.memoryBlocks
+    .all()
+    .filter((mem) => Math.max(mem.nid, 0) === node)
+    .map((mem) => `memory${mem.id}`);
   const out: number[] = [];
-  for (const mem of s.k.memoryBlocks.all()) {
-    if (Math.max(mem.nid, 0) !== node) continue;
-    const phys = Number.parseInt(s.read(`/sys/devices/system/memory/memory${mem.id}/phys_index`) ?? "0", 16) * blockSize;
-    if (phys >= start && phys <= end) out.push(mem.id);
+  for (const name of kernfsReaddirOrder(links)) {
+    const phys = Number.parseInt(s.read(`/sys/devices/system/memory/${name}/phys_index`) ?? "0", 16) * blockSize;
+    if (phys >= start && phys <= end) out.push(Number(name.slice("memory".length)));
   }
   return out;
 }
 
 function blockOnline(s: Sys, id: number): boolean {
   return (s.read(`/sys/devices/system/memory/memory${id}/state`) ?? "").startsWith("online");
+}
+
+type MemoryOp = "online" | "online-no-movable" | "offline" | "is-online" | "count" | "get-zone";
+type MemZone = "unknown" | "Movable" | "Normal" | null;
+
+/**
+ * daxctl_memory_op: op on every block of the device in readdir order, stopping at the first error; the number of
+ * blocks where the op returned 0 (blocks onlined / offlined, blocks online, all blocks, blocks with a zone).
+ */
+// ref: daxctl/lib/libdaxctl.c daxctl_memory_op, op_for_one_memblock, online_one_memblock, offline_one_memblock, memblock_find_zone
+function daxctlMemoryOp(s: Sys, dd: DevDax, op: MemoryOp, mem: { zone: MemZone } = { zone: null }): number {
+  const blocks = deviceMemblocks(s, dd);
+  if (typeof blocks === "number") return blocks;
+  const node = Number(s.read(`${dd.path}/target_node`) ?? "-1");
+  let count = 0;
+  let inconsistent = false;
+  for (const b of blocks) {
+    let rc: number;
+    if (op === "online" || op === "online-no-movable") {
+      if (blockOnline(s, b)) rc = 1;
+      else {
+        rc = s.write(`/sys/devices/system/memory/memory${b}/state`, op === "online" ? "online_movable" : "online");
+        // Onlined by someone else meanwhile: fine, the zone scan comes later.
+        if (rc && blockOnline(s, b)) rc = 0;
+      }
+    } else if (op === "offline") {
+      if (!blockOnline(s, b)) rc = 1;
+      else {
+        rc = s.write(`/sys/devices/system/memory/memory${b}/state`, "offline");
+        if (rc && !blockOnline(s, b)) rc = 1;
+        else if (rc) s.stderr.push(`libdaxctl: offline_one_memblock: ${dd.name}: Failed to offline /sys/devices/system/node/node${node}/memory${b}/state: ${strerror(rc)}`);
+      }
+    } else if (op === "is-online") {
+      rc = blockOnline(s, b) ? 0 : 1;
+    } else if (op === "count") {
+      rc = 0;
+    } else {
+      if (!blockOnline(s, b)) rc = -ENXIO;
+      else {
+        const v = s.read(`/sys/devices/system/memory/memory${b}/valid_zones`);
+        const cur: MemZone = v === "Movable" ? "Movable" : v === "Normal" ? "Normal" : "unknown";
+        if (mem.zone === null) mem.zone = cur;
+        else if (mem.zone !== cur) inconsistent = true;
+        rc = 0;
+      }
+    }
+    if (rc < 0) return rc;
+    if (rc === 0) count++;
+  }
+  if (inconsistent) mem.zone = "unknown";
+  return count;
+}
+
+/** Online the device's offline blocks; the zone scan runs only when none needed onlining. */
+// ref: daxctl/lib/libdaxctl.c daxctl_memory_online_with_zone
+function daxctlMemoryOnlineWithZone(s: Sys, dd: DevDax, zone: "Movable" | "Normal"): number {
+  let rc = daxctlMemoryOp(s, dd, zone === "Movable" ? "online" : "online-no-movable");
+  if (rc) return rc;
+  const mem: { zone: MemZone } = { zone: null };
+  rc = daxctlMemoryOp(s, dd, "get-zone", mem);
+  if (rc) return rc;
+  if (mem.zone !== zone) {
+    s.stderr.push(`libdaxctl: daxctl_memory_online_with_zone: ${dd.name}:\n  WARNING: detected a race while onlining memory\n  See 'man daxctl-reconfigure-device' for more details`);
+    return -EBUSY;
+  }
+  return rc;
+}
+
+/** 1 when every block is online in ZONE_MOVABLE, 0 otherwise, -ENXIO when one is offline. */
+// ref: daxctl/lib/libdaxctl.c daxctl_memory_is_movable
+function daxctlMemoryIsMovable(s: Sys, dd: DevDax): number {
+  const mem: { zone: MemZone } = { zone: null };
+  const rc = daxctlMemoryOp(s, dd, "get-zone", mem);
+  if (rc < 0) return rc;
+  return mem.zone === "Movable" ? 1 : 0;
 }
 
 // ref: daxctl/lib/libdaxctl.c daxctl_unbind (remove_id, then unbind)
@@ -102,75 +208,83 @@ function devEnable(s: Sys, dd: DevDax, driver: "device_dax" | "kmem"): Errno {
   return 0;
 }
 
-// ref: daxctl/device.c dev_online_memory; libdaxctl.c daxctl_memory_online_with_zone, online_one_memblock
+// ref: daxctl/device.c dev_online_memory
 function devOnlineMemory(s: Sys, dd: DevDax, noMovable: boolean): number {
   if (!hasMemory(s, dd)) {
     s.stderr.push(`${dd.name}: failed to get the memory object`);
     return -ENXIO;
   }
-  const blocks = deviceMemblocks(s, dd);
-  if (typeof blocks === "number") return blocks;
-  let on = blocks.filter((b) => blockOnline(s, b)).length;
-  if (on) {
+  const numSections = daxctlMemoryOp(s, dd, "count");
+  if (numSections < 0) {
+    s.stderr.push(`${dd.name}: failed to get number of memory sections`);
+    return numSections;
+  }
+  let numOn = daxctlMemoryOp(s, dd, "is-online");
+  if (numOn < 0) {
+    s.stderr.push(`${dd.name}: failed to determine online state: ${strerror(numOn)}`);
+    return numOn;
+  }
+  if (numOn) {
     s.stderr.push(
       `${dd.name}:\n  WARNING: detected a race while onlining memory\n  Some memory may not be in the expected zone. It is\n  recommended to disable any other onlining mechanisms,\n  and retry. If onlining is to be left to other agents,\n  use the --no-online option to suppress this warning`,
     );
   }
-  if (on === blocks.length) {
-    s.stderr.push(`${dd.name}: all memory sections (${on}) already online`);
+  if (numOn === numSections) {
+    s.stderr.push(`${dd.name}: all memory sections (${numOn}) already online`);
     return 1;
   }
-  if (on > 0) s.stderr.push(`${dd.name}: ${on} memory section${on === 1 ? "" : "s"} already online`);
-  const state = noMovable ? "online" : "online_movable";
-  for (const b of blocks) {
-    if (blockOnline(s, b)) continue;
-    const rc = s.write(`/sys/devices/system/memory/memory${b}/state`, state);
-    if (rc && !blockOnline(s, b)) {
-      s.stderr.push(`${dd.name}: failed to online memory: ${rc}`);
-      return rc;
-    }
+  if (numOn > 0) s.stderr.push(`${dd.name}: ${numOn} memory section${numOn === 1 ? "" : "s"} already online`);
+  const rc = daxctlMemoryOnlineWithZone(s, dd, noMovable ? "Normal" : "Movable");
+  if (rc < 0) {
+    s.stderr.push(`${dd.name}: failed to online memory: ${strerror(rc)}`);
+    return rc;
   }
-  const want = noMovable ? "Normal" : "Movable";
-  const zones = new Set(blocks.map((b) => s.read(`/sys/devices/system/memory/memory${b}/valid_zones`)));
-  if (zones.size !== 1 || !zones.has(want)) {
-    s.stderr.push(`libdaxctl: daxctl_memory_online_with_zone: ${dd.name}:\n  WARNING: detected a race while onlining memory\n  See 'man daxctl-reconfigure-device' for more details`);
-    return -EBUSY;
+  numOn = daxctlMemoryOp(s, dd, "is-online");
+  if (numOn < 0) {
+    s.stderr.push(`${dd.name}: failed to determine online state: ${strerror(numOn)}`);
+    return numOn;
   }
-  on = blocks.filter((b) => blockOnline(s, b)).length;
-  if (on < blocks.length) {
-    s.stderr.push(`${dd.name}: failed to online ${blocks.length - on} memory sections`);
+  if (numOn < numSections) {
+    s.stderr.push(`${dd.name}: failed to online ${numSections - numOn} memory sections`);
     return -ENXIO;
   }
   return 0;
 }
 
-// ref: daxctl/device.c dev_offline_memory; libdaxctl.c offline_one_memblock
+// ref: daxctl/device.c dev_offline_memory
 function devOfflineMemory(s: Sys, dd: DevDax): number {
   if (!hasMemory(s, dd)) {
     s.stderr.push(`${dd.name}: failed to get the memory object`);
     return -ENXIO;
   }
-  const blocks = deviceMemblocks(s, dd);
-  if (typeof blocks === "number") return blocks;
-  const on = blocks.filter((b) => blockOnline(s, b)).length;
-  const off = blocks.length - on;
-  if (off === blocks.length) {
-    s.stderr.push(`${dd.name}: all memory sections (${off}) already offline`);
+  const numSections = daxctlMemoryOp(s, dd, "count");
+  if (numSections < 0) {
+    s.stderr.push(`${dd.name}: failed to get number of memory sections`);
+    return numSections;
+  }
+  let numOn = daxctlMemoryOp(s, dd, "is-online");
+  if (numOn < 0) {
+    s.stderr.push(`${dd.name}: failed to determine online state: ${strerror(numOn)}`);
+    return numOn;
+  }
+  const numOff = numSections - numOn;
+  if (numOff === numSections) {
+    s.stderr.push(`${dd.name}: all memory sections (${numOff}) already offline`);
     return 1;
   }
-  if (off) s.stderr.push(`${dd.name}: ${off} memory section${off === 1 ? "" : "s"} already offline`);
-  for (const b of blocks) {
-    if (!blockOnline(s, b)) continue;
-    const rc = s.write(`/sys/devices/system/memory/memory${b}/state`, "offline");
-    if (rc && blockOnline(s, b)) {
-      s.stderr.push(`libdaxctl: offline_one_memblock: ${dd.name}: Failed to offline /sys/devices/system/node/node${dd.targetNode}/memory${b}/state`);
-      s.stderr.push(`${dd.name}: failed to offline memory: ${rc}`);
-      return rc;
-    }
+  if (numOff) s.stderr.push(`${dd.name}: ${numOff} memory section${numOff === 1 ? "" : "s"} already offline`);
+  const rc = daxctlMemoryOp(s, dd, "offline");
+  if (rc < 0) {
+    s.stderr.push(`${dd.name}: failed to offline memory: ${strerror(rc)}`);
+    return rc;
   }
-  const left = blocks.filter((b) => blockOnline(s, b)).length;
-  if (left) {
-    s.stderr.push(`${dd.name}: failed to offline ${left} memory sections`);
+  numOn = daxctlMemoryOp(s, dd, "is-online");
+  if (numOn < 0) {
+    s.stderr.push(`${dd.name}: failed to determine online state: ${strerror(numOn)}`);
+    return numOn;
+  }
+  if (numOn) {
+    s.stderr.push(`${dd.name}: failed to offline ${numOn} memory sections`);
     return -ENXIO;
   }
   return 0;
@@ -193,7 +307,7 @@ function reconfigSystemRam(s: Sys, dd: DevDax, o: ReconfigureOptions): number {
     } else {
       const rc = devDisable(s, dd);
       if (rc) {
-        s.stderr.push(`${dd.name}: disable failed: ${rc}`);
+        s.stderr.push(`${dd.name}: disable failed: ${strerror(rc)}`);
         return rc;
       }
     }
@@ -217,12 +331,15 @@ function reconfigDevdax(s: Sys, dd: DevDax, o: ReconfigureOptions): number {
       const rc = devOfflineMemory(s, dd);
       if (rc < 0) return rc;
     }
-    const blocks = deviceMemblocks(s, dd);
-    if (typeof blocks === "number") return blocks;
-    if (blocks.some((b) => blockOnline(s, b))) return -EBUSY;
+    const on = daxctlMemoryOp(s, dd, "is-online");
+    if (on < 0) {
+      s.stderr.push(`${dd.name}: failed to determine online state: ${strerror(on)}`);
+      return on;
+    }
+    if (on > 0) return -EBUSY;
     const rc = devDisable(s, dd);
     if (rc) {
-      s.stderr.push(`${dd.name}: disable failed: ${rc}`);
+      s.stderr.push(`${dd.name}: disable failed: ${strerror(rc)}`);
       return rc;
     }
   }
@@ -330,15 +447,13 @@ export function daxDevInfo(k: Kernel, name: string): DaxDevInfo | null {
   if (align > 0) info.align = align;
   if (hasMemory(s, dd)) {
     info.mode = "system-ram";
-    const blocks = deviceMemblocks(s, dd);
-    if (typeof blocks !== "number") {
-      info.onlineMemblocks = blocks.filter((b) => blockOnline(s, b)).length;
-      info.totalMemblocks = blocks.length;
-      // daxctl_memory_is_movable fails (no "movable") as soon as one block is offline.
-      if (blocks.length && blocks.every((b) => blockOnline(s, b))) {
-        info.movable = blocks.every((b) => s.read(`/sys/devices/system/memory/memory${b}/valid_zones`) === "Movable");
-      }
-    }
+    const online = daxctlMemoryOp(s, dd, "is-online");
+    if (online >= 0) info.onlineMemblocks = online;
+    const total = daxctlMemoryOp(s, dd, "count");
+    if (total >= 0) info.totalMemblocks = total;
+    // daxctl_memory_is_movable fails (no "movable") as soon as one block is offline.
+    const movable = daxctlMemoryIsMovable(s, dd);
+    if (movable >= 0) info.movable = movable === 1;
   }
   if (!s.driver(dd)) info.state = "disabled";
   for (let i = 0; ; i++) {

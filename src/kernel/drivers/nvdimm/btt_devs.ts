@@ -1,16 +1,18 @@
 /**
  * btt devices (drivers/nvdimm/btt_devs.c) and the part of the BTT (drivers/nvdimm/btt.c) that decides what the
- * kernel shows: the arena split of the namespace and the resulting `size`. The BTT writes its metadata lazily
- * on the first write through the block device; the model does no block I/O, so a BTT never reaches the media
- * and nd_btt_probe never finds one.
+ * kernel shows: the arena split of the namespace and the resulting `size`. btt_init finds no arena on the
+ * media ("No existing arenas") and writes a fresh layout (btt_meta_init); the model does no block I/O and keeps
+ * no layout on the media, so every attach starts from "No existing arenas" and nd_btt_probe never finds a BTT
+ * (re-enabling a sector namespace without ndctl's reconfiguration is not modelled).
  */
-import { EBUSY, EINVAL, ENODEV, ENXIO, type Errno } from "../../errno.ts";
+import { EBUSY, EINVAL, ENODEV, ENOMEM, ENXIO, type Errno } from "../../errno.ts";
 import type { Kernel } from "../../kernel.ts";
 import { type KernelPath, step } from "../../path.ts";
 import { ro, rw, type SysfsAttr } from "../../sysfs.ts";
 import { ndDeviceAttrs, ndDeviceRegister } from "./bus.ts";
 import { devmNamespaceEnable, ndAttachNdns, ndDetachNdns, nvdimmReadBytes } from "./claim.ts";
-import { devmAddPlainAction } from "./device_core.ts";
+import { devmAddPlainAction, devPrintk } from "./device_core.ts";
+import { nvdimmNamespaceDiskName } from "./namespace_devs.ts";
 import { type NdBtt, type NdNamespaceIo, type NdRegion, nvdimmNamespaceCapacity, SZ_16M } from "./nd.ts";
 import { claimAttrs } from "./pfn_device.ts";
 import { kstrtoul, ndSizeSelectShow } from "./pfn_devs.ts";
@@ -151,6 +153,12 @@ export function* nvdimmNamespaceAttachBtt(k: Kernel, btt: NdBtt, ndns: NdNamespa
   btt.initialOffset = ndns.claimClass === "btt2" ? 0 : 4096;
   const rawsize = size - btt.initialOffset;
   if (rawsize < ARENA_MIN_SIZE) return -ENXIO;
+  // ref: drivers/nvdimm/btt.c btt_init, discover_arenas (no valid info block at the first arena)
+  devPrintk(k, btt, "No existing arenas");
+  if (btt.region.ro) {
+    devPrintk(k, btt, `${btt.region.name} is read-only, unable to init btt metadata`);
+    return -ENOMEM;
+  }
   const sectorSize = btt.lbasize >= 4096 ? 4096 : 512;
   const nlba = bttNlba(rawsize, btt.lbasize);
   btt.size = nlba * sectorSize;
@@ -161,7 +169,7 @@ export function* nvdimmNamespaceAttachBtt(k: Kernel, btt: NdBtt, ndns: NdNamespa
     pfnPad: 0,
     pfnMap: false,
     pgmap: null,
-    disk: `pmem${btt.region.id}s`,
+    disk: nvdimmNamespaceDiskName(ndns),
     capacity: (nlba * sectorSize) / 512,
     readOnly: btt.region.ro,
   };

@@ -15,6 +15,7 @@ import {
   driverAttach,
   queueAsync,
 } from "./device_core.ts";
+import { commandsShow, isNvdimm, nvdimmDriver } from "./dimm_devs.ts";
 import {
   isNamespaceIo,
   isNdBtt,
@@ -23,20 +24,25 @@ import {
   isNdRegion,
   isNvdimmBus,
   ND_DEVICE_DAX_PMEM,
+  ND_DEVICE_DIMM,
   ND_DEVICE_NAMESPACE_IO,
+  ND_DEVICE_NAMESPACE_PMEM,
   ND_DEVICE_REGION_PMEM,
   type NdRegion,
   type NvdimmBus,
 } from "./nd.ts";
 import { ndRegionAdvanceSeeds } from "./region_devs.ts";
 
-// ref: drivers/nvdimm/region_devs.c nd_region_to_nstype (no labelled DIMMs: an io namespace)
-export function ndRegionToNstype(_region: NdRegion): number {
-  return ND_DEVICE_NAMESPACE_IO;
+/** A pmem region hosts label-based namespaces when any of its DIMMs has labels (NDD_LABELING), else an io one. */
+// ref: drivers/nvdimm/region_devs.c nd_region_to_nstype
+export function ndRegionToNstype(region: NdRegion): number {
+  const label = region.ndMappings.filter((m) => m.nvdimm.flags.labeling).length;
+  return label ? ND_DEVICE_NAMESPACE_PMEM : ND_DEVICE_NAMESPACE_IO;
 }
 
 // ref: drivers/nvdimm/bus.c to_nd_device_type
 export function toNdDeviceType(dev: Device): number {
+  if (isNvdimm(dev)) return ND_DEVICE_DIMM;
   if (isNdRegion(dev)) return ND_DEVICE_REGION_PMEM;
   if (isNdDax(dev)) return ND_DEVICE_DAX_PMEM;
   if (isNdRegion(dev.parent)) return ndRegionToNstype(dev.parent);
@@ -134,9 +140,17 @@ function ndBusDriver(k: Kernel): NdDriverSpec {
   };
 }
 
-/** nvdimm_bus_register: the "ndbusN" device under its platform device. */
+/** What nvdimm_bus_register takes from the provider's nvdimm_bus_descriptor besides its name. */
+export interface NvdimmBusDesc {
+  /** The parent device's sysfs directory (default: the platform device /sys/devices/platform/<platform>). */
+  parentPath?: string;
+  /** nd_desc->cmd_mask: the bus commands (ND_CMD_CALL, ARS …). */
+  cmdMask?: number;
+}
+
+/** nvdimm_bus_register: the "ndbusN" device under its platform (or ACPI) device. */
 // ref: drivers/nvdimm/bus.c nvdimm_bus_register
-export function* nvdimmBusRegister(k: Kernel, platform: string, providerName: string): KernelPath<NvdimmBus> {
+export function* nvdimmBusRegister(k: Kernel, platform: string, providerName: string, desc: NvdimmBusDesc = {}): KernelPath<NvdimmBus> {
   const core = deviceCore(k);
   const id = core.ndBusIda.get();
   const bus: NvdimmBus = {
@@ -144,7 +158,7 @@ export function* nvdimmBusRegister(k: Kernel, platform: string, providerName: st
     name: `ndbus${id}`,
     bus: "nd",
     parent: null,
-    path: `/sys/devices/platform/${platform}/ndbus${id}`,
+    path: `${desc.parentPath ?? `/sys/devices/platform/${platform}`}/ndbus${id}`,
     driver: null,
     registered: false,
     numaNode: -1,
@@ -154,7 +168,7 @@ export function* nvdimmBusRegister(k: Kernel, platform: string, providerName: st
     platform,
     attrs: () =>
       new Map<string, SysfsAttr>([
-        ["commands", ro(() => "")],
+        ["commands", ro(() => commandsShow(desc.cmdMask ?? 0, true))],
         ["provider", ro(() => providerName)],
         ["wait_probe", ro(() => "1")],
       ]),
@@ -164,11 +178,12 @@ export function* nvdimmBusRegister(k: Kernel, platform: string, providerName: st
   return bus;
 }
 
-/** libnvdimm module init: the nd bus and its built-in drivers (nd_bus, nd_region). */
-// ref: drivers/nvdimm/core.c libnvdimm_init; bus.c nvdimm_bus_init
+/** libnvdimm module init: the nd bus and its built-in drivers (nd_bus, nvdimm, nd_region). */
+// ref: drivers/nvdimm/core.c libnvdimm_init; bus.c nvdimm_bus_init; dimm.c nvdimm_init; region.c nd_region_init
 export function* libnvdimmInit(k: Kernel, regionDriver: NdDriverSpec): KernelPath<void> {
   ndBusRegister(k);
   yield* ndDriverRegister(k, ndBusDriver(k));
+  yield* ndDriverRegister(k, nvdimmDriver());
   yield* ndDriverRegister(k, regionDriver);
 }
 

@@ -85,6 +85,8 @@ export class DeviceCore {
   /** nd_ida (ndbusN) and memregion ids (regionN). */
   readonly ndBusIda = new Ida();
   readonly memregionIda = new Ida();
+  /** dimm_ida (nmemN) */
+  readonly dimmIda = new Ida();
   /** uuid_generate() of the ndctl model: a counter, so runs are reproducible. */
   uuidCounter = 0;
   /** The dax bus's state, once the dax core registered it. */

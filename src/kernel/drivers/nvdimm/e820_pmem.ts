@@ -10,6 +10,8 @@
 import { EEXIST, type Errno } from "../../errno.ts";
 import type { Kernel } from "../../kernel.ts";
 import { runToEnd } from "../../path.ts";
+import { findResource, IORES_DESC_PERSISTENT_MEMORY_LEGACY } from "../../resource.ts";
+import { acpiNfitInit, type QemuNvdimm } from "../acpi/nfit.ts";
 import { daxState } from "../dax/bus.ts";
 import { deviceDaxInit } from "../dax/device.ts";
 import { kmemInit } from "../dax/kmem.ts";
@@ -34,9 +36,10 @@ const DEPS: Record<ModuleName, ModuleName[]> = {
   kmem: [],
 };
 
-/** What the boot environment tells the modules (nd_e820 needs the SRAT). */
+/** What the boot environment tells the modules (nd_e820 needs the SRAT, nfit the ACPI NFIT's NVDIMMs). */
 export interface ModuleEnv {
   numa: NumaView;
+  nvdimms?: readonly QemuNvdimm[];
 }
 
 /** The SRAT as the boot used it: nothing when it faked a node. */
@@ -59,11 +62,13 @@ function moduleInit(k: Kernel, name: ModuleName, env: ModuleEnv): void {
       runToEnd(ndDriverRegister(k, ndPmemDriver(k)));
       return;
     case "nd_e820":
-      // The e820_pmem platform device exists from boot; its driver probes it on load.
-      runToEnd(e820PmemProbe(k, env.numa));
+      // The e820_pmem platform device exists from boot when e820 has legacy pmem (register_e820_pmem);
+      // its driver probes it on load.
+      if (findResource(k.iomem, (r) => r.desc === IORES_DESC_PERSISTENT_MEMORY_LEGACY)) runToEnd(e820PmemProbe(k, env.numa));
       return;
     case "nfit":
-      // No ACPI NFIT on a legacy-pmem machine: the module loads and finds nothing.
+      // The ACPI0012 device is there when the firmware has an NFIT (QEMU nvdimm=on); none: nothing to bind.
+      runToEnd(acpiNfitInit(k, env.nvdimms ?? []));
       return;
     case "dax_pmem":
       runToEnd(ndDriverRegister(k, daxPmemDriver(k)));
@@ -94,12 +99,13 @@ export const ORACLE_MODULES: readonly ModuleName[] = ["libnvdimm", "nd_btt", "nd
 
 export interface BootEnv {
   numa: ReadonlyArray<{ node: number; start: number; end: number }>;
+  nvdimms?: readonly QemuNvdimm[];
 }
 
 /** Boot-time modules a machine spec can name. */
 export const BOOT_MODULES = {
   nd_pmem: (k: Kernel, boot: BootEnv): void => {
-    const env = { numa: numaViewOf(k, boot.numa) };
+    const env = { numa: numaViewOf(k, boot.numa), nvdimms: boot.nvdimms };
     for (const m of ORACLE_MODULES) modprobe(k, m, env);
   },
 } as const;

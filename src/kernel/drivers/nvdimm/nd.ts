@@ -6,6 +6,7 @@
 import type { DevPagemap } from "../../mm/dev_pagemap.ts";
 import type { DaxRegion } from "../dax/bus.ts";
 import type { Device, Ida } from "./device_core.ts";
+import type { NdMapping } from "./dimm_devs.ts";
 import type { NdPfnSb } from "./pfn.ts";
 
 // ref: include/uapi/linux/ndctl.h ND_DEVICE_*
@@ -65,8 +66,17 @@ export interface NvdimmBus extends Device {
   readonly kind: "nvdimm_bus";
   readonly id: number;
   readonly providerName: string;
-  /** The platform device that registered the bus (e820_pmem). */
+  /** The platform device that registered the bus (e820_pmem, ACPI0012:00). */
   readonly platform: string;
+}
+
+/** struct nd_interleave_set: the cookies labels carry (v1.1 labels cookie1, v1.2 cookie2). */
+export interface NdInterleaveSet {
+  readonly cookie1: bigint;
+  readonly cookie2: bigint;
+  readonly altcookie: bigint;
+  /** type_guid: the SPA range type (guid byte order), written into v1.2 labels. */
+  readonly typeGuid: Uint8Array;
 }
 
 /** struct nd_region */
@@ -79,7 +89,14 @@ export interface NdRegion extends Device {
   /** ND_REGION_PAGEMAP: legacy pmem, the raw namespace gets struct pages. */
   readonly pagemap: boolean;
   readonly targetNode: number;
+  /** ndr_mappings */
   readonly mappings: number;
+  /** mapping[]: the DIMM extents behind the region (none for legacy pmem). */
+  readonly ndMappings: readonly NdMapping[];
+  /** nd_set (NULL without DIMMs). */
+  readonly ndSet: NdInterleaveSet | null;
+  /** ND_REGION_PERSIST_CACHE / ND_REGION_PERSIST_MEMCTRL */
+  readonly persistDomain: "cpu_cache" | "memory_controller" | null;
   ro: boolean;
   align: number;
   nsSeed: Device | null;
@@ -110,19 +127,36 @@ export interface PmemDevice {
   readOnly: boolean;
 }
 
-/** struct nd_namespace_io (legacy pmem: a namespace without labels covering the whole region). */
+/**
+ * struct nd_namespace_io: a namespace without labels covering the whole region (legacy pmem, label-less DIMMs),
+ * and the nsio every struct nd_namespace_pmem embeds (kind "nd_namespace_pmem", see NdNamespacePmem).
+ */
 export interface NdNamespaceIo extends Device {
-  readonly kind: "nd_namespace_io";
+  readonly kind: "nd_namespace_io" | "nd_namespace_pmem";
   readonly region: NdRegion;
-  readonly resStart: number;
-  /** Inclusive. */
-  readonly resEnd: number;
+  /** nsio->res; a pmem namespace's moves with its DPA allocation (nd_namespace_pmem_set_resource). */
+  resStart: number;
+  /** Inclusive (resStart - 1 when the namespace has no capacity). */
+  resEnd: number;
   claim: Device | null;
   claimClass: ClaimClass;
   forceRaw: boolean;
   /** devm_nsio_enable: the requested info-block window and its resource. */
   nsioSize: number;
   pmem: PmemDevice | null;
+}
+
+/** struct nd_namespace_pmem: a label-based namespace on a region whose DIMMs carry namespace labels. */
+export interface NdNamespacePmem extends NdNamespaceIo {
+  readonly kind: "nd_namespace_pmem";
+  /** nspm->id (the N of namespaceR.N), -1 until registered. */
+  id: number;
+  /** nspm->uuid, null until set. */
+  uuid: string | null;
+  /** nspm->alt_name (NSLABEL_NAME_LEN bytes at most), null until set. */
+  altName: string | null;
+  /** nspm->lbasize: 0 (default, 512), 512 or 4096. */
+  lbasize: number;
 }
 
 /** struct nd_pfn (also the nd_pfn inside struct nd_dax). */
@@ -161,8 +195,16 @@ export function isNvdimmBus(dev: Device | null): dev is NvdimmBus {
 export function isNdRegion(dev: Device | null): dev is NdRegion {
   return dev?.kind === "nd_region";
 }
+/**
+ * A namespace device (to_ndns): an io namespace or a pmem namespace, both reached through the nd_namespace_io
+ * they embed. The kernel's own is_namespace_io() is `dev.kind === "nd_namespace_io"`.
+ */
 export function isNamespaceIo(dev: Device | null): dev is NdNamespaceIo {
-  return dev?.kind === "nd_namespace_io";
+  return dev?.kind === "nd_namespace_io" || dev?.kind === "nd_namespace_pmem";
+}
+// ref: drivers/nvdimm/namespace_devs.c is_namespace_pmem
+export function isNamespacePmem(dev: Device | null): dev is NdNamespacePmem {
+  return dev?.kind === "nd_namespace_pmem";
 }
 export function isNdPfn(dev: Device | null): dev is NdPfn {
   return dev?.kind === "nd_pfn";

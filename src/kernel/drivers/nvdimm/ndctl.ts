@@ -3,6 +3,10 @@
  * util/sysfs.c of ndctl v76–v81): each operation reads and writes the model's sysfs at the kernel's paths,
  * in ndctl's order, and returns the errno ndctl exits with (negated), the stderr lines of libndctl and of the
  * command, and the namespace as util_namespace_to_json sees it (JSON rendering is the caller's business).
+ * Label-less (io) namespaces are reconfigured in place; on a region whose DIMMs carry labels a namespace is
+ * carved out of the seed (uuid, alt_name, size, sector_size) and destroyed by giving its capacity back, and a
+ * label-less region whose DIMMs support labels gets them first (autolabel). libndctl lists devices in the
+ * order it reads them from sysfs (reverse kernfs hash order). Region and DIMM commands: ndctl_dimm.ts.
  *
  * uuid_generate() is replaced by a counter in the device core so runs are reproducible.
  */
@@ -10,7 +14,9 @@ import { EAGAIN, EBUSY, EINVAL, ENODEV, ENOSPC, ENXIO, type Errno } from "../../
 import type { Kernel } from "../../kernel.ts";
 import { type DaxDevInfo, daxDevInfo } from "../dax/daxctl.ts";
 import { type Device, deviceCore } from "./device_core.ts";
-import { isNamespaceIo, isNdDax, isNdRegion, type NdNamespaceIo, type NdRegion } from "./nd.ts";
+import { isNvdimm, type Nvdimm } from "./dimm_devs.ts";
+import { isNamespaceIo, isNdDax, isNdRegion, ND_DEVICE_NAMESPACE_IO, ND_DEVICE_NAMESPACE_PMEM, type NdNamespaceIo, type NdRegion } from "./nd.ts";
+import { dimmDisable, dimmEnable, dimmInitLabels, dimmIsActive, readLabelIndex, regionDisableInvalidate, regionEnable } from "./ndctl_dimm.ts";
 import { modelUuid } from "./pfn_device.ts";
 import { pmemDisk } from "./pmem.ts";
 
@@ -61,6 +67,29 @@ export interface NamespaceInfo {
   numaNode: number;
   /** Present when the namespace shows target_node (a region with a known target node). */
   targetNode?: number;
+  /** A labelled namespace's own uuid when a pfn/dax/btt holds it (shown with -v). */
+  rawUuid?: string;
+  /** alt_name, when not empty. */
+  name?: string;
+}
+
+/** A DIMM as util_dimm_to_json reads it. */
+export interface DimmInfo {
+  dev: string;
+  id?: string;
+  handle?: number;
+  physId?: number;
+  state?: "disabled";
+}
+
+/** One region mapping as util_mapping_to_json reads it. */
+export interface MappingInfo {
+  dimm: string;
+  offset: number;
+  length: number;
+  position: number;
+  /** The DIMM's driver is bound (disabled DIMMs' mappings are listed only with -i / -c). */
+  dimmEnabled: boolean;
 }
 
 /** A region as util_region_to_json reads it (ndctl list -R -vvv). */
@@ -73,6 +102,9 @@ export interface RegionInfo {
   type: "pmem";
   numaNode?: number;
   targetNode?: number;
+  /** The interleave-set cookie of a labelled region (a u64, hence a bigint). */
+  isetId?: bigint;
+  mappings: MappingInfo[];
   capabilities: Array<{ mode: "sector"; sectorSizes: number[] } | { mode: "fsdax" | "devdax"; alignments: number[] }>;
   persistenceDomain: string;
   namespaces: NamespaceInfo[];
@@ -82,6 +114,7 @@ export interface RegionInfo {
 export interface BusInfo {
   provider: string;
   dev: string;
+  dimms: DimmInfo[];
   regions: RegionInfo[];
 }
 
@@ -124,6 +157,16 @@ export class Sys {
     this.stderr.push(line);
   }
 
+  /** errors namespace.c counts (err_count), printed as "  Error: <cmd_name>: …"; they silence the final summary. */
+  errCount = 0;
+  cmdName = "namespace";
+
+  // ref: ndctl/namespace.c err
+  errCmd(line: string): void {
+    this.errCount++;
+    this.stderr.push(`  Error: ${this.cmdName}: ${line}`);
+  }
+
   result<T>(rc: Errno, out: T | null): NdctlResult<T> {
     return { rc, out, stderr: this.stderr, trace: this.trace };
   }
@@ -134,6 +177,49 @@ export class Sys {
 
 function ndDevices(k: Kernel): Device[] {
   return k.devices ? k.devices.devicesOn("nd") : [];
+}
+
+/**
+ * kernfs orders a directory by name hash: readdir returns entries in increasing kernfs_name_hash (ns NULL).
+ * libndctl (device_parse) adds each device at the head of its list, so its lists run in decreasing hash order.
+ */
+// ref: fs/kernfs/dir.c kernfs_name_hash; include/linux/stringhash.h partial_name_hash, end_name_hash; include/linux/hash.h hash_64
+export function kernfsNameHash(name: string): number {
+  const mask = (1n << 64n) - 1n;
+  let hash = 0n;
+  for (const ch of new TextEncoder().encode(name)) {
+    const c = BigInt(ch);
+    hash = ((hash + (c << 4n) + (c >> 4n)) * 11n) & mask;
+  }
+  let h = Number(((hash * 0x61c8864680b583ebn) & mask) >> 32n) & 0x7fffffff;
+  if (h < 2) h += 2;
+  if (h >= 0x7fffffff) h = 0x7fffffff - 1;
+  return h;
+}
+
+/** Devices in the order libndctl lists them (device_parse over readdir, list_add at the head). */
+// ref: ndctl util/sysfs.c __sysfs_device_parse; ccan/list list_add
+export function libndctlOrder<T extends Device>(devs: readonly T[]): T[] {
+  return [...devs].sort((a, b) => kernfsNameHash(b.name) - kernfsNameHash(a.name) || (a.name < b.name ? 1 : -1));
+}
+
+/** A region's namespaces as ndctl_namespace_foreach walks them. */
+// ref: ndctl/lib/libndctl.c namespaces_init, add_namespace
+function regionNamespaces(k: Kernel, region: NdRegion): NdNamespaceIo[] {
+  return libndctlOrder(ndDevices(k).filter((d): d is NdNamespaceIo => d.parent === region && isNamespaceIo(d)));
+}
+
+/** The namespace type libndctl read from `nstype` (ND_DEVICE_NAMESPACE_IO / _PMEM). */
+// ref: ndctl/lib/libndctl.c ndctl_namespace_get_type
+function namespaceGetType(s: Sys, ns: NdNamespaceIo): number {
+  return Number(s.read(`${ns.path}/nstype`) ?? "0");
+}
+
+/** The uuid libndctl parsed from a labelled namespace's `uuid` (all zero when empty). */
+// ref: ndctl/lib/libndctl.c add_namespace (uuid), ndctl_namespace_get_uuid
+function namespaceGetUuid(s: Sys, ns: NdNamespaceIo): string {
+  const u = s.read(`${ns.path}/uuid`) ?? "";
+  return u || "00000000-0000-0000-0000-000000000000";
 }
 
 function findNamespace(k: Kernel, name: string): NdNamespaceIo | null {
@@ -181,7 +267,7 @@ function namespaceIsActive(s: Sys, ns: NdNamespaceIo): boolean {
 
 /** util_bind: write the name to every nd driver's bind until one takes it. */
 // ref: ndctl util/sysfs.c __util_bind
-function utilBind(s: Sys, name: string): Errno {
+export function utilBind(s: Sys, name: string): Errno {
   const drivers = deviceCore(s.k).driversOn("nd");
   for (const drv of drivers) {
     if (s.write(`/sys/bus/nd/drivers/${drv.name}/bind`, name) === 0) return 0;
@@ -190,7 +276,7 @@ function utilBind(s: Sys, name: string): Errno {
 }
 
 // ref: ndctl util/sysfs.c __util_unbind
-function utilUnbind(s: Sys, dev: Device): Errno {
+export function utilUnbind(s: Sys, dev: Device): Errno {
   const drv = s.driver(dev);
   if (!drv) return -ENXIO;
   return s.write(`/sys/bus/nd/drivers/${drv}/unbind`, dev.name);
@@ -265,7 +351,7 @@ function daxHasActiveMemory(s: Sys, dax: Device): boolean {
 
 /** The block device is opened O_EXCL (nothing in the model holds it), then the namespace is invalidated. */
 // ref: ndctl/lib/libndctl.c ndctl_namespace_disable_safe
-function namespaceDisableSafe(s: Sys, ns: NdNamespaceIo): Errno {
+export function namespaceDisableSafe(s: Sys, ns: NdNamespaceIo): Errno {
   const dax = namespaceHolder(s, ns, "nd_dax");
   const pfn = namespaceHolder(s, ns, "nd_pfn");
   const btt = namespaceHolder(s, ns, "nd_btt");
@@ -289,12 +375,12 @@ function zeroInfoBlock(s: Sys, ns: NdNamespaceIo): number {
   s.write(`${ns.path}/force_raw`, "1\n");
   const en = namespaceEnable(s, ns);
   if (en < 0) {
-    s.err(`${ns.name} failed to enable for zeroing, continuing`);
+    s.errCmd(`${ns.name} failed to enable for zeroing, continuing`);
     rc = 1;
   } else {
     const disk = pmemDisk(ns);
     if (!disk) {
-      s.err(`${ns.name}: failed to open /dev/ to zero info block`);
+      s.errCmd(`${ns.name}: failed to open /dev/ to zero info block`);
       rc = -ENXIO;
     } else {
       const cur = ns.region.media.read(ns.resStart, infoSize);
@@ -325,7 +411,8 @@ function namespacePrepReconfig(s: Sys, region: NdRegion, ns: NdNamespaceIo, forc
   setEnforceMode(s, ns, "raw");
   const z = zeroInfoBlock(s, ns);
   if (z < 0) return z;
-  // A label-less (io) namespace counts as processed only if something was zeroed.
+  // A labelled namespace is deleted next (2); a label-less one counts as processed only if something was zeroed.
+  if (namespaceGetType(s, ns) === ND_DEVICE_NAMESPACE_PMEM) return 2;
   return z === 0 ? 0 : 1;
 }
 
@@ -333,9 +420,37 @@ interface Params {
   size: number;
   mode: NdctlMode;
   align: number;
+  /** 0: not set; UINT_MAX: the namespace has no sector_size choice. */
   sectorSize: number;
   loc: "none" | "mem" | "dev";
+  /** The namespace's uuid (labelled namespaces) and alt_name. */
   uuid: string;
+  name: string;
+}
+
+const UINT_MAX = 0xffffffff;
+
+/** A labelled namespace's sector_size choices ("512 4096 " with the current one bracketed); none for io. */
+// ref: ndctl/lib/libndctl.c parse_lbasize_supported, ndctl_namespace_get_sector_size
+function namespaceLbasize(s: Sys, ns: NdNamespaceIo): { supported: number[]; select: number } {
+  if (namespaceGetType(s, ns) !== ND_DEVICE_NAMESPACE_PMEM) return { supported: [], select: -1 };
+  const fields = (s.read(`${ns.path}/sector_size`) ?? "").split(" ").slice(0, -1);
+  const supported: number[] = [];
+  let select = -1;
+  for (const f of fields) {
+    const m = /^\[(\d+)\]$/.exec(f);
+    if (m) select = supported.length;
+    else if (!/^\d+/.test(f)) break;
+    supported.push(Number(m ? m[1] : Number.parseInt(f, 10)));
+  }
+  return { supported, select };
+}
+
+/** ndctl_namespace_get_sector_size: the selected size, 0 without choices, UINT_MAX when none is selected. */
+function namespaceSectorSize(s: Sys, ns: NdNamespaceIo): number {
+  const l = namespaceLbasize(s, ns);
+  if (l.supported.length === 0) return 0;
+  return l.select < 0 ? UINT_MAX : l.supported[l.select]!;
 }
 
 function supportedList(v: string | null): number[] {
@@ -372,17 +487,25 @@ function validateNamespaceOptions(s: Sys, region: NdRegion, ns: NdNamespaceIo | 
     size = 0;
     defaultSize = true;
   }
-  // No namespace: the io region's whole size is available.
+  const nstype = Number(s.read(`${region.path}/nstype`) ?? "0");
+  // validate_available_capacity: a label-less region's whole size, else the largest free extent.
   if (!ns) {
-    if (!regionSize || size > regionSize) return -EAGAIN;
-    if (size === 0) size = regionSize;
+    let available: number;
+    if (nstype === ND_DEVICE_NAMESPACE_IO) available = regionSize;
+    else {
+      const extent = s.read(`${region.path}/max_available_extent`);
+      available = Number(extent ?? s.read(`${region.path}/available_size`) ?? "0");
+    }
+    if (!available || size > available) return -EAGAIN;
+    if (size === 0) size = available;
   }
-  if (size !== regionSize) {
+  if (nstype === ND_DEVICE_NAMESPACE_IO && size !== regionSize) {
     s.err("  Error: Legacy / label-less namespaces do not support sub-dividing a region");
     s.err("  Error: Retry without -s/--size=");
     return -EINVAL;
   }
   const uuid = nextUuid(s.k);
+  const altName = ns ? (s.read(`${ns.path}/alt_name`) ?? "") : "";
   // Without -e, set_defaults picked mode fsdax (mode_default).
   const modeDefault = !o.namespace && o.mode === undefined;
   let mode: NdctlMode | null = normMode(o.mode) ?? (ns ? namespaceGetMode(s, ns) : modeDefault ? "fsdax" : null);
@@ -392,7 +515,7 @@ function validateNamespaceOptions(s: Sys, region: NdRegion, ns: NdNamespaceIo | 
   if (mode === "fsdax") {
     pfn = regionSeed(s, region, "pfn_seed");
     if (!pfn && modeDefault) {
-      s.err(`${name} fsdax mode not available`);
+      s.errCmd(`${name} fsdax mode not available`);
       mode = "raw";
     }
   } else if (mode === "devdax") {
@@ -441,12 +564,16 @@ function validateNamespaceOptions(s: Sys, region: NdRegion, ns: NdNamespaceIo | 
   }
   const regionAlign = Number(s.read(`${region.path}/align`));
   if (regionAlign && size % regionAlign) {
-    s.err(`${name}: align setting is 0x${regionAlign.toString(16)} size 0x${size.toString(16)} is misaligned`);
+    s.errCmd(`${name}: align setting is 0x${regionAlign.toString(16)} size 0x${size.toString(16)} is misaligned`);
     return -EINVAL;
   }
   const ways = Math.max(1, Number(s.read(`${region.path}/mappings`) ?? "0"));
   if (size % (align * ways)) {
-    s.err(`'--size=' must align to interleave-width: ${ways} and alignment: ${align}`);
+    // The suggestion is in --size's units; the options carry bytes (units 1).
+    const units = 1;
+    const sizeAlign = Math.max(units, align) * ways;
+    const suggest = ((Math.floor(size / sizeAlign) + 1) * sizeAlign) / units;
+    s.errCmd(`'--size=' must align to interleave-width: ${ways} and alignment: ${align}\ndid you intend --size=${suggest}?`);
     return -EINVAL;
   }
   if (size < SZ_16M && mode !== "raw") {
@@ -455,29 +582,49 @@ function validateNamespaceOptions(s: Sys, region: NdRegion, ns: NdNamespaceIo | 
     return -EINVAL;
   }
   let sectorSize = 0;
-  if (o.sectorSize !== undefined || mode === "sector") {
-    sectorSize = o.sectorSize ?? 4096;
+  // set_defaults: --mode=sector (or safe) without --sector-size asks for 4096.
+  const paramSectorSize = o.sectorSize ?? (normMode(o.mode) === "sector" ? 4096 : undefined);
+  if (paramSectorSize !== undefined) {
+    sectorSize = paramSectorSize;
     if (mode === "sector") {
       const btt = regionSeed(s, region, "btt_seed");
       if (!btt) {
-        s.err(`${name}: does not support 'sector' mode`);
+        s.errCmd(`${name}: does not support 'sector' mode`);
         return -EINVAL;
       }
       if (!supportedList(s.read(`${btt.path}/sector_size`)).includes(sectorSize)) {
-        s.err(`${name}: does not support btt sector_size ${sectorSize}`);
+        s.errCmd(`${name}: does not support btt sector_size ${sectorSize}`);
         return -EINVAL;
       }
     } else {
-      // An io namespace has no sector_size attribute: no sizes are supported.
-      s.err(`${name}: does not support namespace sector_size ${sectorSize}`);
-      return -EINVAL;
+      const seed = ns ?? regionChild(s.k, region, s.read(`${region.path}/namespace_seed`));
+      if (!seed || !isNamespaceIo(seed)) {
+        s.errCmd(`${name}: failed to get seed`);
+        return -ENXIO;
+      }
+      if (!namespaceLbasize(s, seed).supported.includes(sectorSize)) {
+        s.errCmd(`${name}: does not support namespace sector_size ${sectorSize}`);
+        return -EINVAL;
+      }
     }
+  } else if (ns) {
+    // A namespace staying in sector mode keeps its btt's sector size, else it falls back to its own.
+    const btt = namespaceHolder(s, ns, "nd_btt");
+    if (btt && mode === "sector") sectorSize = Number(/\[(\d+)\]/.exec(s.read(`${btt.path}/sector_size`) ?? "")?.[1] ?? UINT_MAX);
+    else sectorSize = namespaceSectorSize(s, ns);
+  } else {
+    const seed = regionChild(s.k, region, s.read(`${region.path}/namespace_seed`));
+    if (!seed || !isNamespaceIo(seed)) {
+      s.errCmd(`${name}: failed to get seed`);
+      return -ENXIO;
+    }
+    sectorSize = namespaceLbasize(s, seed).supported.length === 0 ? UINT_MAX : 512;
   }
   let loc: Params["loc"] = "none";
   if (o.map) {
     loc = o.map;
     if (ns && mode !== "fsdax" && mode !== "devdax") {
-      s.err(`${ns.name}: --map= only valid for fsdax mode namespace`);
+      s.errCmd(`${ns.name}: --map= only valid for fsdax mode namespace`);
       return -EINVAL;
     }
   } else if (mode === "fsdax" || mode === "devdax") {
@@ -489,7 +636,7 @@ function validateNamespaceOptions(s: Sys, region: NdRegion, ns: NdNamespaceIo | 
     s.err(`  Error: operation failed, ${name} cannot support requested mode`);
     return -EINVAL;
   }
-  return { size, mode, align, sectorSize, loc, uuid };
+  return { size, mode, align, sectorSize, loc, uuid, name: altName };
 }
 
 /** fsdax needs a pfn device unless the namespace maps pages itself (legacy raw = fsdax, map=mem). */
@@ -510,16 +657,16 @@ function checkDaxAlign(s: Sys, ns: NdNamespaceIo, force: boolean): Errno {
 
 /** Configure a pfn/dax/btt seed (uuid, mode, align, namespace) and bind it. */
 // ref: ndctl/lib/libndctl.c ndctl_pfn_set_*, ndctl_pfn_enable, ndctl_dax_enable, ndctl_btt_enable
-function enableClaim(s: Sys, dev: Device, ns: NdNamespaceIo, p: Params, what: "pfn" | "dax" | "btt", autorecover: boolean): Errno {
+function enableClaim(s: Sys, dev: Device, ns: NdNamespaceIo, p: Params, uuid: string, what: "pfn" | "dax" | "btt", autorecover: boolean): Errno {
   const steps: Array<[string, string]> =
     what === "btt"
       ? [
-          ["uuid", p.uuid],
-          ["sector_size", `${p.sectorSize}\n`],
+          ["uuid", uuid],
+          ["sector_size", `${p.sectorSize === UINT_MAX ? 4096 : p.sectorSize}\n`],
           ["namespace", ns.name],
         ]
       : [
-          ["uuid", p.uuid],
+          ["uuid", uuid],
           ["mode", p.loc === "mem" ? "ram" : p.loc === "dev" ? "pmem" : "none"],
           ["align", `${p.align}\n`],
           ["namespace", ns.name],
@@ -538,28 +685,58 @@ function enableClaim(s: Sys, dev: Device, ns: NdNamespaceIo, p: Params, what: "p
   return rc;
 }
 
+/** A namespace attribute write as libndctl's setters do it, reported as namespace.c's try() macro does. */
+// ref: ndctl/namespace.c try(); libndctl.c ndctl_namespace_set_uuid, _set_alt_name, _set_size, _set_sector_size
+function trySet(s: Sys, ns: NdNamespaceIo, op: string, attr: string, value: string): Errno {
+  let rc: Errno;
+  if (op === "set_size" && s.driver(ns)) rc = -EBUSY;
+  else rc = s.write(`${ns.path}/${attr}`, value);
+  if (rc) s.errCmd(`${ns.name}: ${op} failed: ${strerror(rc)}`);
+  return rc;
+}
+
 // ref: ndctl/namespace.c setup_namespace
 function setupNamespace(s: Sys, region: NdRegion, ns: NdNamespaceIo, p: Params, o: CreateNamespaceOptions): Errno {
   const force = o.force ?? false;
   const autorecover = o.autorecover ?? true;
-  setEnforceMode(s, ns, p.mode);
   let rc: Errno;
+  if (namespaceGetType(s, ns) !== ND_DEVICE_NAMESPACE_IO) {
+    rc = trySet(s, ns, "set_uuid", "uuid", p.uuid);
+    if (rc) return rc;
+    rc = trySet(s, ns, "set_alt_name", "alt_name", p.name);
+    if (rc) return rc;
+    rc = trySet(s, ns, "set_size", "size", `0x${p.size.toString(16)}\n`);
+    if (rc) return rc;
+  }
+  if (p.sectorSize && p.sectorSize < UINT_MAX) {
+    if (namespaceLbasize(s, ns).supported.includes(p.sectorSize)) {
+      rc = trySet(s, ns, "set_sector_size", "sector_size", `${p.sectorSize}\n`);
+      if (rc) return rc;
+    } else if (p.mode === "sector") {
+      // the btt's sector_size overrides
+    } else if (p.sectorSize !== 512) {
+      s.err(`  Error: ${ns.name}: sector_size: ${p.sectorSize} not supported`);
+      return -EINVAL;
+    }
+  }
+  const uuid = nextUuid(s.k);
+  setEnforceMode(s, ns, p.mode);
   if (doSetupPfn(s, ns, p.mode, p.loc)) {
     const pfn = regionSeed(s, region, "pfn_seed");
     if (!pfn) return -ENXIO;
     rc = checkDaxAlign(s, ns, force);
     if (rc) return rc;
-    rc = enableClaim(s, pfn, ns, p, "pfn", autorecover);
+    rc = enableClaim(s, pfn, ns, p, uuid, "pfn", autorecover);
   } else if (p.mode === "devdax") {
     const dax = regionSeed(s, region, "dax_seed");
     if (!dax) return -ENXIO;
     rc = checkDaxAlign(s, ns, force);
     if (rc) return rc;
-    rc = enableClaim(s, dax, ns, p, "dax", autorecover);
+    rc = enableClaim(s, dax, ns, p, uuid, "dax", autorecover);
   } else if (p.mode === "sector") {
     const btt = regionSeed(s, region, "btt_seed");
     if (!btt) return -ENXIO;
-    rc = enableClaim(s, btt, ns, p, "btt", autorecover);
+    rc = enableClaim(s, btt, ns, p, uuid, "btt", autorecover);
   } else {
     rc = namespaceEnable(s, ns);
     if (rc > 0) rc = 0;
@@ -588,66 +765,179 @@ function strerror(rc: Errno): string {
 // ref: ndctl/namespace.c cmd_create_namespace, do_xaction_namespace, namespace_reconfig, namespace_create
 export function createNamespace(k: Kernel, o: CreateNamespaceOptions): NdctlResult<NamespaceInfo> {
   const s = new Sys(k);
+  s.cmdName = "create namespace";
   let rc: Errno;
   let target: NdNamespaceIo | null = null;
   if (o.namespace) {
     const ns = findNamespace(k, o.namespace);
     if (!ns || (o.region && ns.region.name !== o.region)) rc = -ENXIO;
     else {
-      target = ns;
-      rc = namespaceReconfig(s, ns.region, ns, o);
+      const r = namespaceReconfig(s, ns.region, ns, o);
+      rc = r.rc;
+      target = r.ns;
     }
   } else {
     rc = -EAGAIN;
-    for (const d of ndDevices(k)) {
-      if (!isNdRegion(d) || (o.region && d.name !== o.region)) continue;
-      rc = namespaceCreate(s, d, o);
+    for (const d of libndctlRegions(k)) {
+      if (o.region && d.name !== o.region && d.name !== `region${o.region}`) continue;
+      const r = namespaceCreate(s, d, o);
+      rc = r.rc;
       if (rc === -EAGAIN) continue;
-      if (rc === 0) target = findNamespace(k, `namespace${d.id}.0`);
+      if (rc === 0) target = r.ns;
       break;
     }
     if (rc === -EAGAIN) rc = -ENOSPC;
   }
-  if (rc < 0) s.err(`failed to ${o.namespace ? "reconfigure" : "create"} namespace: ${strerror(rc)}`);
-  if (!o.namespace && rc < 0) rc = -ENODEV;
+  if (rc < 0 && s.errCount === 0) {
+    s.err(`failed to ${o.namespace ? "reconfigure" : "create"} namespace: ${strerror(rc)}`);
+    if (!o.namespace) rc = -ENODEV;
+  }
   return s.result(rc < 0 ? rc : 0, rc < 0 || !target ? null : namespaceInfo(k, target.name));
 }
 
-// ref: ndctl/namespace.c namespace_reconfig
-function namespaceReconfig(s: Sys, region: NdRegion, ns: NdNamespaceIo, o: CreateNamespaceOptions): Errno {
-  const p = validateNamespaceOptions(s, region, ns, o);
-  if (typeof p === "number") return p;
-  const rc = namespacePrepReconfig(s, region, ns, o.force ?? false);
-  if (rc < 0) return rc;
-  // Autolabel needs DIMMs that support labels: a region without mappings says -ENODEV and stays label-less.
-  return setupNamespace(s, region, ns, p, o);
+/**
+ * Try to give a label-less region labels: every DIMM must support the label commands and none may be active;
+ * v1.2 labels first, v1.1 if the kernel does not see them all (its available_slots + 1 differs). -ENODEV when
+ * the region cannot have labels (nothing was touched), -EBUSY when it still has none afterwards.
+ */
+// ref: ndctl/namespace.c enable_labels
+function enableLabels(s: Sys, region: NdRegion): Errno {
+  const mappings = Number(s.read(`${region.path}/mappings`) ?? "0");
+  if (!mappings) return -ENODEV;
+  const dimms = regionDimms(s.k, region);
+  const labelCmds = ["get_size", "get_data", "set_data"];
+  const capable = dimms.filter((d) => labelCmds.every((c) => (s.read(`${d.path}/commands`) ?? "").split(" ").includes(c)));
+  if (capable.length !== mappings) return -ENODEV;
+  regionDisableInvalidate(s, region);
+  let busy = 0;
+  for (const d of dimms) {
+    if (!dimmIsActive(s, d)) continue;
+    s.err(`  Warning: ${d.name} is active in ${region.name}, failing autolabel`);
+    busy++;
+  }
+  if (!busy) {
+    let version: "1.1" | "1.2" = "1.2";
+    for (let retry = true; retry; ) {
+      retry = false;
+      for (const d of dimms) {
+        const ndd = readLabelIndex(d);
+        if (!ndd) continue;
+        const numLabels = dimmInitLabels(d, ndd, version);
+        if (numLabels < 0) continue;
+        dimmDisable(s, d);
+        dimmEnable(s, d);
+        // The kernel keeps one free slot for updates: available_slots + 1 is what it sees.
+        const avail = Number(s.read(`${d.path}/available_slots`) ?? "-1") + 1;
+        if (numLabels !== avail && version === "1.2") {
+          version = "1.1";
+          retry = true;
+          break;
+        }
+      }
+    }
+  }
+  regionEnable(s, region);
+  if (Number(s.read(`${region.path}/nstype`) ?? "0") !== ND_DEVICE_NAMESPACE_PMEM) {
+    s.errCmd(`${region.name}: failed to initialize labels`);
+    return -EBUSY;
+  }
+  return 0;
 }
 
-// ref: ndctl/namespace.c namespace_create, region_get_namespace, ndctl_namespace_is_configuration_idle
-function namespaceCreate(s: Sys, region: NdRegion, o: CreateNamespaceOptions): Errno {
+/** The DIMMs behind a region's mappings (ndctl_dimm_foreach_in_region). */
+// ref: ndctl/lib/libndctl.c ndctl_dimm_foreach_in_region, ndctl_region_get_first_dimm
+function regionDimms(k: Kernel, region: NdRegion): Nvdimm[] {
+  const s = new Sys(k);
+  const out: Nvdimm[] = [];
+  for (let i = 0; i < Number(s.read(`${region.path}/mappings`) ?? "0"); i++) {
+    const name = (s.read(`${region.path}/mapping${i}`) ?? "").split(",")[0];
+    const d = ndDevices(k).find((x) => x.name === name);
+    if (d && isNvdimm(d)) out.push(d);
+  }
+  return out;
+}
+
+// ref: ndctl/namespace.c namespace_reconfig
+function namespaceReconfig(s: Sys, region: NdRegion, ns0: NdNamespaceIo, o: CreateNamespaceOptions): { rc: Errno; ns: NdNamespaceIo | null } {
+  let ns: NdNamespaceIo | null = ns0;
+  const p = validateNamespaceOptions(s, region, ns, o);
+  if (typeof p === "number") return { rc: p, ns: null };
+  const rc = namespacePrepReconfig(s, region, ns, o.force ?? false);
+  if (rc < 0) return { rc, ns: null };
+  // A label-less region whose DIMMs support labels gets them now (-L, on by default); the idle seed follows.
+  if (Number(s.read(`${region.path}/nstype`) ?? "0") === ND_DEVICE_NAMESPACE_IO && (o.autolabel ?? true)) {
+    const lrc = enableLabels(s, region);
+    if (lrc !== -ENODEV) ns = regionGetNamespace(s, region);
+    if (!ns || (lrc !== -ENODEV && !namespaceIsConfigurationIdle(s, ns))) return { rc: -ENODEV, ns: null };
+  }
+  return { rc: setupNamespace(s, region, ns, p, o), ns };
+}
+
+/** A labelled namespace with a uuid and at least ND_MIN_NAMESPACE_SIZE bytes; an io namespace always is. */
+// ref: ndctl/lib/libndctl.c ndctl_namespace_is_configured, pmem_namespace_is_configured
+function namespaceIsConfigured(s: Sys, ns: NdNamespaceIo): boolean {
+  if (namespaceGetType(s, ns) !== ND_DEVICE_NAMESPACE_PMEM) return true;
+  if (Number(s.read(`${ns.path}/size`) ?? "0") < 4096) return false;
+  return namespaceGetUuid(s, ns) !== "00000000-0000-0000-0000-000000000000";
+}
+
+// ref: ndctl/lib/libndctl.c ndctl_namespace_is_configuration_idle
+function namespaceIsConfigurationIdle(s: Sys, ns: NdNamespaceIo): boolean {
+  if (namespaceIsActive(s, ns)) return false;
+  if (namespaceIsConfigured(s, ns)) return namespaceGetType(s, ns) === ND_DEVICE_NAMESPACE_IO;
+  return true;
+}
+
+/** The 0th namespace if idle, else the region's namespace seed. */
+// ref: ndctl/namespace.c region_get_namespace
+function regionGetNamespace(s: Sys, region: NdRegion): NdNamespaceIo | null {
+  for (const ns of regionNamespaces(s.k, region)) {
+    if (ns.name === `namespace${region.id}.0` && namespaceIsConfigurationIdle(s, ns)) return ns;
+  }
+  const seed = regionChild(s.k, region, s.read(`${region.path}/namespace_seed`));
+  return seed && isNamespaceIo(seed) ? seed : null;
+}
+
+/** Give back a labelled namespace's capacity (size 0); io namespaces cannot be deleted. */
+// ref: ndctl/lib/libndctl.c ndctl_namespace_delete, namespace_set_size
+function namespaceDelete(s: Sys, ns: NdNamespaceIo): Errno {
+  if (s.driver(ns)) return -EBUSY;
+  if (namespaceGetType(s, ns) !== ND_DEVICE_NAMESPACE_PMEM) return 0;
+  const rc = s.write(`${ns.path}/size`, "0\n");
+  if (rc && rc !== -ENXIO) return rc;
+  return 0;
+}
+
+// ref: ndctl/namespace.c namespace_create
+function namespaceCreate(s: Sys, region: NdRegion, o: CreateNamespaceOptions): { rc: Errno; ns: NdNamespaceIo | null } {
   const p = validateNamespaceOptions(s, region, null, o);
-  if (typeof p === "number") return p;
-  if (s.read(`${region.path}/read_only`) === "1") return -EAGAIN;
-  const ns = findNamespace(s.k, `namespace${region.id}.0`) ?? regionChild(s.k, region, s.read(`${region.path}/namespace_seed`));
-  if (!ns || !isNamespaceIo(ns) || namespaceIsActive(s, ns)) return -EAGAIN;
+  if (typeof p === "number") return { rc: p, ns: null };
+  if (s.read(`${region.path}/read_only`) === "1") return { rc: -EAGAIN, ns: null };
+  const ns = regionGetNamespace(s, region);
+  if (!ns || !namespaceIsConfigurationIdle(s, ns)) return { rc: -EAGAIN, ns: null };
   const rc = setupNamespace(s, region, ns, p, o);
-  if (rc && (o.autorecover ?? true)) setEnforceMode(s, ns, "raw");
-  return rc;
+  if (rc && (o.autorecover ?? true)) {
+    setEnforceMode(s, ns, "raw");
+    namespaceDelete(s, ns);
+  }
+  return { rc, ns };
 }
 
 /** `ndctl destroy-namespace NS [-f]`: a label-less namespace is only disabled and its info block zeroed. */
 // ref: ndctl/namespace.c cmd_destroy_namespace, namespace_destroy
 export function destroyNamespace(k: Kernel, o: { namespace: string; force?: boolean }): NdctlResult<{ destroyed: number }> {
   const s = new Sys(k);
-  const ns = findNamespace(k, o.namespace);
-  let rc: Errno = -ENXIO;
+  s.cmdName = "destroy namespace";
+  let rc: Errno = o.namespace === "all" ? 0 : -ENXIO;
   let destroyed = 0;
-  if (ns) {
+  for (const ns of targetNamespaces(s, o.namespace)) {
+    // namespace_destroy: a labelled namespace's label and allocation go too.
     rc = namespacePrepReconfig(s, ns.region, ns, o.force ?? false);
+    if (rc === 2) rc = namespaceDelete(s, ns);
     if (rc === 0) destroyed++;
     if (rc > 0) rc = 0;
   }
-  if (rc < 0) s.err(`error destroying namespaces: ${strerror(rc)}`);
+  if (rc < 0 && s.errCount === 0) s.err(`error destroying namespaces: ${strerror(rc)}`);
   s.err(`destroyed ${destroyed} namespace${destroyed === 1 ? "" : "s"}`);
   return s.result(rc, { destroyed });
 }
@@ -656,10 +946,9 @@ export function destroyNamespace(k: Kernel, o: { namespace: string; force?: bool
 // ref: ndctl/namespace.c cmd_disable_namespace; libndctl.c ndctl_namespace_disable_safe
 export function disableNamespace(k: Kernel, o: { namespace: string }): NdctlResult<{ disabled: number }> {
   const s = new Sys(k);
-  const ns = findNamespace(k, o.namespace);
-  let rc: Errno = -ENXIO;
+  let rc: Errno = o.namespace === "all" ? 0 : -ENXIO;
   let n = 0;
-  if (ns) {
+  for (const ns of targetNamespaces(s, o.namespace)) {
     rc = namespaceDisableSafe(s, ns);
     if (rc === 0) n++;
   }
@@ -672,10 +961,9 @@ export function disableNamespace(k: Kernel, o: { namespace: string }): NdctlResu
 // ref: ndctl/namespace.c cmd_enable_namespace; libndctl.c ndctl_namespace_enable
 export function enableNamespace(k: Kernel, o: { namespace: string }): NdctlResult<{ enabled: number }> {
   const s = new Sys(k);
-  const ns = findNamespace(k, o.namespace);
-  let rc: Errno = -ENXIO;
+  let rc: Errno = o.namespace === "all" ? 0 : -ENXIO;
   let n = 0;
-  if (ns) {
+  for (const ns of targetNamespaces(s, o.namespace)) {
     rc = namespaceEnable(s, ns);
     if (rc >= 0) {
       n++;
@@ -719,11 +1007,20 @@ export function namespaceInfo(k: Kernel, name: string): NamespaceInfo | null {
     info.size = Number(s.read(`${ns.path}/size`));
   }
   const holder = btt ?? pfn ?? dax;
-  if (holder) info.uuid = s.read(`${holder.path}/uuid`) ?? "";
+  const labelled = namespaceGetType(s, ns) !== ND_DEVICE_NAMESPACE_IO;
+  if (holder) {
+    info.uuid = s.read(`${holder.path}/uuid`) ?? "";
+    // util_raw_uuid: the namespace's own uuid, when it has one.
+    const raw = labelled ? namespaceGetUuid(s, ns) : "00000000-0000-0000-0000-000000000000";
+    if (raw !== "00000000-0000-0000-0000-000000000000") info.rawUuid = raw;
+  } else if (labelled) info.uuid = namespaceGetUuid(s, ns);
   if (pfn) info.align = Number(s.read(`${pfn.path}/align`));
   if (dax) info.align = Number(s.read(`${dax.path}/align`));
   if (btt) info.sectorSize = Number(/\[(\d+)\]/.exec(s.read(`${btt.path}/sector_size`) ?? "")?.[1] ?? "0");
-  else if (!dax) info.sectorSize = 512;
+  else if (!dax) {
+    const ss = namespaceSectorSize(s, ns);
+    info.sectorSize = !ss || ss === UINT_MAX ? 512 : ss;
+  }
   const disk = (btt && pmemDisk(btt)) || (pfn && pmemDisk(pfn)) || (!holder ? pmemDisk(ns) : null);
   if (disk) info.blockdev = disk.disk;
   if (dax && isNdDax(dax) && dax.daxRegion) {
@@ -737,6 +1034,8 @@ export function namespaceInfo(k: Kernel, name: string): NamespaceInfo | null {
     };
   }
   if (!namespaceIsActive(s, ns)) info.state = "disabled";
+  const altName = labelled ? (s.read(`${ns.path}/alt_name`) ?? "") : "";
+  if (altName) info.name = altName;
   const target = s.read(`${ns.path}/target_node`);
   if (target !== null) info.targetNode = Number(target);
   return info;
@@ -756,21 +1055,30 @@ export function regionInfo(k: Kernel, name: string): RegionInfo | null {
   if (pfn) capabilities.push({ mode: "fsdax", alignments: supportedList(s.read(`${pfn.path}/supported_alignments`)) });
   const dax = regionSeed(s, region, "dax_seed");
   if (dax) capabilities.push({ mode: "devdax", alignments: supportedList(s.read(`${dax.path}/supported_alignments`)) });
+  // libndctl reads available_size and max_available_extent only for labelled regions (else 0).
+  const nstype = num("nstype");
+  const labelled = nstype === ND_DEVICE_NAMESPACE_PMEM;
+  const mappings: MappingInfo[] = [];
+  for (let i = 0; i < num("mappings"); i++) {
+    const m = /^([^,]+),(\d+),(\d+),(-?\d+)$/.exec(s.read(`${region.path}/mapping${i}`) ?? "");
+    const dimm = m ? ndDevices(k).find((d) => d.name === m[1] && isNvdimm(d)) : undefined;
+    if (m) mappings.unshift({ dimm: m[1]!, offset: Number(m[2]), length: Number(m[3]), position: Number(m[4]), dimmEnabled: dimm !== undefined && s.driver(dimm) !== null });
+  }
   const info: RegionInfo = {
     dev: region.name,
     size: num("size"),
     align: num("align"),
-    // available_size is not visible on an io region: libndctl reads it as 0.
-    availableSize: num("available_size"),
-    maxAvailableExtent: num("max_available_extent"),
+    availableSize: labelled ? num("available_size") : 0,
+    maxAvailableExtent: labelled ? num("max_available_extent") : 0,
     type: "pmem",
+    mappings,
     capabilities,
     persistenceDomain: s.read(`${region.path}/persistence_domain`) || "unknown",
-    namespaces: ndDevices(k)
-      .filter((d) => d.parent === region && isNamespaceIo(d))
+    namespaces: regionNamespaces(k, region)
       .map((d) => namespaceInfo(k, d.name)!)
       .filter((n) => n !== null),
   };
+  if (labelled) info.isetId = BigInt(s.read(`${region.path}/set_cookie`) ?? "0");
   const numa = s.read(`${region.path}/numa_node`);
   if (numa !== null && Number(numa) >= 0) info.numaNode = Number(numa);
   const target = s.read(`${region.path}/target_node`);
@@ -779,18 +1087,63 @@ export function regionInfo(k: Kernel, name: string): RegionInfo | null {
   return info;
 }
 
-/** Every nd bus with its regions and namespaces (`ndctl list -BRN`). */
+/** A DIMM as util_dimm_to_json reads it (its nfit/ attributes). */
+// ref: ndctl/json.c util_dimm_to_json; libndctl.c add_dimm, ndctl_dimm_is_enabled
+export function dimmInfo(k: Kernel, dimm: Nvdimm): DimmInfo {
+  const s = new Sys(k);
+  const info: DimmInfo = { dev: dimm.name };
+  const id = s.read(`${dimm.path}/nfit/id`);
+  if (id !== null) info.id = id;
+  const handle = s.read(`${dimm.path}/nfit/handle`);
+  if (handle !== null) info.handle = Number(handle);
+  const physId = s.read(`${dimm.path}/nfit/phys_id`);
+  if (physId !== null) info.physId = Number(physId);
+  if (!s.driver(dimm)) info.state = "disabled";
+  return info;
+}
+
+/** The buses as libndctl finds them (/sys/class/nd/ndctlN). */
+// ref: ndctl/lib/libndctl.c ndctl_bus_get_first, add_bus
+export function libndctlBuses(k: Kernel): Device[] {
+  const buses = ndDevices(k).filter((d) => d.kind === "nvdimm_bus");
+  return [...buses].sort((a, b) => kernfsNameHash(`ndctl${b.name.slice(5)}`) - kernfsNameHash(`ndctl${a.name.slice(5)}`));
+}
+
+/** Every region of every bus, in libndctl's order. */
+function libndctlRegions(k: Kernel): NdRegion[] {
+  return libndctlBuses(k).flatMap((bus) => libndctlOrder(ndDevices(k).filter((d): d is NdRegion => d.parent === bus && isNdRegion(d))));
+}
+
+/** A bus's DIMMs in libndctl's order. */
+export function libndctlDimms(k: Kernel, bus: Device): Nvdimm[] {
+  return libndctlOrder(ndDevices(k).filter((d): d is Nvdimm => d.parent === bus && isNvdimm(d)));
+}
+
+/** The namespaces a command names: one by name, or "all" but the unconfigured seeds (size 0, no uuid). */
+// ref: ndctl/namespace.c do_xaction_namespace
+function targetNamespaces(s: Sys, name: string): NdNamespaceIo[] {
+  const out: NdNamespaceIo[] = [];
+  for (const region of libndctlRegions(s.k)) {
+    for (const ns of regionNamespaces(s.k, region)) {
+      if (name === "all") {
+        if (Number(s.read(`${ns.path}/size`) ?? "0") === 0 && namespaceGetUuid(s, ns) === "00000000-0000-0000-0000-000000000000") continue;
+      } else if (ns.name !== name) continue;
+      out.push(ns);
+    }
+  }
+  return out;
+}
+
+/** Every nd bus with its DIMMs, regions and namespaces (`ndctl list -BDRN`). */
 // ref: ndctl/list.c, json.c util_bus_to_json
 export function ndctlList(k: Kernel): BusInfo[] {
   const s = new Sys(k);
-  return ndDevices(k)
-    .filter((d) => d.kind === "nvdimm_bus")
-    .map((bus) => ({
-      provider: s.read(`${bus.path}/provider`) ?? "",
-      dev: bus.name,
-      regions: ndDevices(k)
-        .filter((d) => d.parent === bus && isNdRegion(d))
-        .map((r) => regionInfo(k, r.name)!)
-        .filter((r) => r !== null),
-    }));
+  return libndctlBuses(k).map((bus) => ({
+    provider: s.read(`${bus.path}/provider`) ?? "",
+    dev: bus.name,
+    dimms: libndctlDimms(k, bus).map((d) => dimmInfo(k, d)),
+    regions: libndctlOrder(ndDevices(k).filter((d): d is NdRegion => d.parent === bus && isNdRegion(d)))
+      .map((r) => regionInfo(k, r.name)!)
+      .filter((r) => r !== null),
+  }));
 }

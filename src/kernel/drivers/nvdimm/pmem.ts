@@ -5,18 +5,24 @@
  * attaches the disk over the data area with a pgmap per its info block (map=dev: memmap in the altmap).
  */
 import { EBUSY, ENXIO, EOPNOTSUPP, type Errno } from "../../errno.ts";
+import { invalidateDevice } from "../../fs/super.ts";
 import type { Kernel } from "../../kernel.ts";
 import { MemoryType } from "../../mm/dev_pagemap.ts";
+import { PFN_DEV, PFN_MAP } from "../../mm/memory.ts";
+import { setPgmapMemoryFailure } from "../../mm/memory_failure.ts";
 import { memremapPages, memunmapPages, newDevPagemap } from "../../mm/memremap.ts";
+import type { Task } from "../../mm/mm_types.ts";
 import { type KernelPath, step } from "../../path.ts";
 import { releaseRegion, requestRegion } from "../../resource.ts";
 import { ro, type SysfsAttr, type SysfsDir } from "../../sysfs.ts";
+import { daxState } from "../dax/bus.ts";
+import { allocDax, type DaxDevice, daxAddHost, daxHolderNotifyFailure, daxRemoveHost, killDax, putDax } from "../dax/super.ts";
 import { ndBttProbe, nvdimmNamespaceAttachBtt } from "./btt_devs.ts";
 import type { NdDriverSpec } from "./bus.ts";
 import { devmNamespaceDisable, devmNamespaceEnable } from "./claim.ts";
 import { ndDaxProbe } from "./dax_devs.ts";
 import { type Device, devmAddAction, devmAddPlainAction, devPrintk } from "./device_core.ts";
-import { nvdimmNamespaceCommonProbe, pmemShouldMapPages } from "./namespace_devs.ts";
+import { nvdimmNamespaceCommonProbe, nvdimmNamespaceDiskName, pmemShouldMapPages } from "./namespace_devs.ts";
 import {
   fmtResourceR,
   isNamespaceIo,
@@ -66,10 +72,11 @@ function* pmemAttachDisk(k: Kernel, dev: Device, ndns: NdNamespaceIo): KernelPat
     pfnPad: 0,
     pfnMap: false,
     pgmap: null,
-    disk: `pmem${region.id}`,
+    disk: nvdimmNamespaceDiskName(ndns),
     capacity: 0,
     readOnly: region.ro,
   };
+  let daxDev: DaxDevice | null = null;
   setDrvdata(dev, pmem);
   devmAddPlainAction(dev, "drvdata", () => setDrvdata(dev, null));
   if (nvdimmHasFlush(region.mappings) < 0) devPrintk(k, dev, "unable to guarantee persistence of writes");
@@ -106,17 +113,57 @@ function* pmemAttachDisk(k: Kernel, dev: Device, ndns: NdNamespaceIo): KernelPat
     if (rc) return rc;
     pmem.pgmap = pgmap;
     pmem.pfnMap = true;
+    // ops->memory_failure = pmem_pagemap_memory_failure: container_of(pgmap) is this pmem, whose dax_device
+    // exists by the time anything can fail (it is looked up when called).
+    setPgmapMemoryFailure(pgmap, (pfn, nr, flags, current) => pmemPagemapMemoryFailure(k, pmem, daxDev, pfn, nr, flags, current));
     devmAddAction(dev, "devm_memremap_pages", function* () {
       yield* memunmapPages(k, pgmap);
       pmem.pgmap = null;
     });
   }
+  // alloc_dax: every pmem disk's dax_device takes a minor from dax_minor_ida, which device-dax shares; the
+  // last put_dax (pmem_release_disk's, or a filesystem's fs_put_dax at umount) frees it (dax_free_inode).
+  const daxMinors = daxState(k).minorIda;
+  const daxMinor = daxMinors.get();
   pmem.capacity = Math.floor((size - pmem.pfnPad - pmem.dataOffset) / 512);
+  daxDev = allocDax(k, pmem.disk, { directAccess: (pgoff, nr) => pmemDaxDirectAccess(k, pmem, pgoff, nr) }, () => daxMinors.remove(daxMinor));
+  const dax = daxDev;
+  daxAddHost(k, dax, { name: pmem.disk, queueDax: () => pmem.pfnMap, bytes: () => pmem.capacity * 512 });
   yield step(`device_add_disk(${pmem.disk})`);
-  devmAddPlainAction(dev, "pmem_release_disk", () => {
-    pmem.capacity = 0;
-  });
+  devmAddAction(dev, "pmem_release_disk", () => pmemReleaseDisk(k, pmem, dax));
   return 0;
+}
+
+/** pmem's ->direct_access: device page pgoff is data_offset into the namespace (badblocks are not modelled). */
+// ref: drivers/nvdimm/pmem.c pmem_dax_direct_access, __pmem_direct_access
+function pmemDaxDirectAccess(k: Kernel, pmem: PmemDevice, pgoff: number, _nrPages: number): { avail: number; pfn: number; pfnFlags: number } {
+  const offset = k.pfnPhys(pgoff) + pmem.dataOffset;
+  const pfnFlags = PFN_DEV | (pmem.pfnMap ? PFN_MAP : 0);
+  return { avail: Math.max(0, k.physPfn(pmem.size - pmem.pfnPad - offset)), pfn: k.physPfn(pmem.physAddr + offset), pfnFlags };
+}
+
+/** The pgmap's ->memory_failure: the failed bytes, as an offset into the disk, go to the dax_device's holder. */
+// ref: drivers/nvdimm/pmem.c pmem_pagemap_memory_failure
+function* pmemPagemapMemoryFailure(k: Kernel, pmem: PmemDevice, dax: DaxDevice | null, pfn: number, nrPages: number, mfFlags: number, current: Task | null): KernelPath<Errno> {
+  if (!dax) return -EOPNOTSUPP;
+  const offset = BigInt.asUintN(64, BigInt(k.pfnPhys(pfn) - pmem.physAddr - pmem.dataOffset));
+  return yield* daxHolderNotifyFailure(dax, offset, BigInt(k.pfnPhys(nrPages)), mfFlags, current);
+}
+
+/**
+ * pmem_release_disk (the first devm action to run on unbind, before memunmap_pages): unpublish the dax_device,
+ * kill_dax (a holder is told the whole device failed first), put_dax, then del_gendisk, whose
+ * __invalidate_device evicts the unused inodes of a filesystem still mounted on the disk.
+ */
+// ref: drivers/nvdimm/pmem.c pmem_release_disk; block/genhd.c del_gendisk
+function* pmemReleaseDisk(k: Kernel, pmem: PmemDevice, dax: DaxDevice): KernelPath<void> {
+  daxRemoveHost(k, pmem.disk);
+  yield* killDax(dax);
+  putDax(dax);
+  yield step(`del_gendisk(${pmem.disk}): fsync_bdev`);
+  yield* invalidateDevice(k, pmem.disk, true);
+  pmem.capacity = 0;
+  yield step(`del_gendisk(${pmem.disk}): set_capacity(0)`);
 }
 
 // ref: drivers/nvdimm/pmem.c nd_pmem_probe

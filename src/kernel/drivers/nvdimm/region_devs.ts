@@ -1,6 +1,7 @@
 /**
- * Regions (drivers/nvdimm/region_devs.c, region.c): creation, sysfs attributes, the nd_region driver (which
- * registers the namespaces and the btt/pfn/dax seeds) and the seed bookkeeping after a successful claim.
+ * Regions (drivers/nvdimm/region_devs.c, region.c): creation with their DIMM mappings and interleave set,
+ * sysfs attributes, capacity accounting (available_size, max_available_extent), the nd_region driver (which
+ * registers the namespaces and the btt/pfn/dax seeds) and the seed bookkeeping after a successful probe.
  */
 import { EINVAL, ENXIO, type Errno } from "../../errno.ts";
 import type { Kernel } from "../../kernel.ts";
@@ -10,7 +11,9 @@ import { ndBttCreate } from "./btt_devs.ts";
 import { type NdDriverSpec, ndDeviceAttrs, ndDeviceRegister, ndDeviceUnregisterSync, ndRegionToNstype } from "./bus.ts";
 import { ndDaxCreate } from "./dax_devs.ts";
 import { type Device, deviceCore, devmAddPlainAction, Ida } from "./device_core.ts";
-import { createNamespaceIo } from "./namespace_devs.ts";
+import { type NdMapping, type Nvdimm, ndPmemAvailableDpa, ndPmemMaxContiguousDpa, toNdd } from "./dimm_devs.ts";
+import { ndRegionInterleaveSetCookie, toNamespaceIndex } from "./label.ts";
+import { ndRegionCreateNsSeed, ndRegionRegisterNamespaces } from "./namespace_devs.ts";
 import {
   hex,
   isNdBtt,
@@ -19,13 +22,23 @@ import {
   isNdRegion,
   MEMREMAP_COMPAT_ALIGN_MAX,
   Media,
-  ND_DEVICE_NAMESPACE_IO,
+  ND_DEVICE_NAMESPACE_PMEM,
+  type NdInterleaveSet,
   type NdRegion,
   type NvdimmBus,
 } from "./nd.ts";
 import { ndPfnCreate } from "./pfn_device.ts";
 import { kstrtoul } from "./pfn_devs.ts";
 
+/** struct nd_mapping_desc */
+export interface NdMappingDesc {
+  nvdimm: Nvdimm;
+  start: number;
+  size: number;
+  position: number;
+}
+
+/** struct nd_region_desc, as far as the model's providers fill it. */
 export interface NdRegionDesc {
   start: number;
   size: number;
@@ -33,6 +46,11 @@ export interface NdRegionDesc {
   targetNode: number;
   /** ND_REGION_PAGEMAP */
   pagemap: boolean;
+  mappings?: NdMappingDesc[];
+  ndSet?: NdInterleaveSet;
+  persistDomain?: "cpu_cache" | "memory_controller";
+  /** The provider's named attribute groups (acpi_nfit_region_attribute_groups: "nfit"). */
+  attrGroups?: (region: NdRegion) => Array<{ name: string; attrs: Map<string, SysfsAttr> }>;
 }
 
 // ref: drivers/nvdimm/region_devs.c default_align
@@ -49,8 +67,61 @@ function regionSize(region: NdRegion): number {
   return region.ndrSize;
 }
 
-/** Region attributes of a pmem region without DIMMs (legacy e820 pmem). */
-// ref: drivers/nvdimm/region_devs.c nd_region_attributes, region_visible
+/** No flush hints: 0 with DIMMs (platform persistence, ADR), -ENXIO without (capability unknown). */
+// ref: drivers/nvdimm/region_devs.c nvdimm_has_flush
+export function nvdimmHasFlush(region: NdRegion): number {
+  if (region.mappings === 0) return -ENXIO;
+  return 0;
+}
+
+/** The sum of every DIMM's unallocated capacity (0 if a DIMM is disabled). */
+// ref: drivers/nvdimm/region_devs.c nd_region_available_dpa
+export function ndRegionAvailableDpa(region: NdRegion): number {
+  let available = 0;
+  for (const mapping of region.ndMappings) {
+    if (!toNdd(mapping)) return 0;
+    available += ndPmemAvailableDpa(region, mapping);
+  }
+  return available;
+}
+
+/** The largest allocation a namespace can get: the smallest max contiguous extent, times the ways. */
+// ref: drivers/nvdimm/region_devs.c nd_region_allocatable_dpa
+export function ndRegionAllocatableDpa(region: NdRegion): number {
+  let avail = 0;
+  for (const mapping of region.ndMappings) {
+    // min_not_zero
+    const m = ndPmemMaxContiguousDpa(region, mapping);
+    avail = avail === 0 ? m : m === 0 ? avail : Math.min(avail, m);
+  }
+  return avail * region.mappings;
+}
+
+/** The cookie labels must carry: per the first DIMM's index version, cookie1 with no DIMM driver bound. */
+// ref: drivers/nvdimm/region_devs.c set_cookie_show
+function setCookieShow(region: NdRegion): string | Errno {
+  if (!region.ndSet) return -ENXIO;
+  if (region.mappings) {
+    const ndd = toNdd(region.ndMappings[0]!);
+    if (ndd) return hex0x(ndRegionInterleaveSetCookie(region, ndd, toNamespaceIndex(ndd, ndd.nsCurrent)));
+  }
+  return hex0x(region.ndSet.cookie1);
+}
+
+/** "%#llx" of a u64 */
+function hex0x(v: bigint): string {
+  return v === 0n ? "0" : `0x${v.toString(16)}`;
+}
+
+// ref: drivers/nvdimm/region_devs.c mappingN
+function mappingShow(region: NdRegion, n: number): string | Errno {
+  const m = region.ndMappings[n];
+  if (!m) return -ENXIO;
+  return `${m.nvdimm.name},${m.start},${m.size},${m.position}`;
+}
+
+/** Region attributes, with region_visible applied. */
+// ref: drivers/nvdimm/region_devs.c nd_region_attributes, region_visible, mapping_visible
 function regionAttrs(k: Kernel, region: NdRegion): Map<string, SysfsAttr> {
   const seed = (d: Device | null) => ro(() => (d ? d.name : ""));
   const attrs = new Map<string, SysfsAttr>([
@@ -61,14 +132,22 @@ function regionAttrs(k: Kernel, region: NdRegion): Map<string, SysfsAttr> {
     ["btt_seed", seed(region.bttSeed)],
     ["pfn_seed", seed(region.pfnSeed)],
     ["dax_seed", seed(region.daxSeed)],
-    ["read_only", rw(() => (region.ro ? "1" : "0"), (v) => regionReadOnlyStore(region, v))],
-    ["max_available_extent", ro(() => "0")],
-    ["namespace_seed", seed(region.nsSeed)],
-    ["init_namespaces", ro(() => (region.ndrd ? `${region.ndrd.nsActive}/${region.ndrd.nsCount}` : -ENXIO))],
-    // badblocks_show prints nothing (not even a newline) when there are none.
-    ["badblocks", ro(() => (region.driver ? "" : -ENXIO))],
-    ["resource", ro(() => hex(region.ndrStart))],
   ]);
+  // deep_flush: writable with flush hints, read-only without, hidden when the capability is unknown.
+  if (nvdimmHasFlush(region) === 0) attrs.set("deep_flush", ro(() => String(nvdimmHasFlush(region))));
+  attrs.set("read_only", rw(() => (region.ro ? "1" : "0"), (v) => regionReadOnlyStore(region, v)));
+  if (region.ndSet) attrs.set("set_cookie", ro(() => setCookieShow(region)));
+  if (ndRegionToNstype(region) === ND_DEVICE_NAMESPACE_PMEM || region.ndSet) {
+    attrs.set("available_size", ro(() => String(ndRegionAvailableDpa(region))));
+  }
+  attrs.set("max_available_extent", ro(() => String(ndRegionAllocatableDpa(region))));
+  attrs.set("namespace_seed", seed(region.nsSeed));
+  attrs.set("init_namespaces", ro(() => (region.ndrd ? `${region.ndrd.nsActive}/${region.ndrd.nsCount}` : -ENXIO)));
+  // badblocks_show prints nothing (not even a newline) when there are none.
+  attrs.set("badblocks", ro(() => (region.driver ? "" : -ENXIO)));
+  attrs.set("resource", ro(() => hex(region.ndrStart)));
+  if (region.persistDomain) attrs.set("persistence_domain", ro(() => region.persistDomain ?? ""));
+  for (let n = 0; n < region.mappings; n++) attrs.set(`mapping${n}`, ro(() => mappingShow(region, n)));
   for (const [n, a] of ndDeviceAttrs(k, region, "nd_pmem")) attrs.set(n, a);
   return attrs;
 }
@@ -112,10 +191,11 @@ export function strtobool(s: string): boolean | null {
 }
 
 /** nvdimm_pmem_region_create: the "regionN" device, registered (and probed) asynchronously. */
-// ref: drivers/nvdimm/region_devs.c nd_region_create, nvdimm_pmem_region_create
+// ref: drivers/nvdimm/region_devs.c nd_region_create, nvdimm_pmem_region_create, nd_region_release
 export function nvdimmPmemRegionCreate(k: Kernel, bus: NvdimmBus, desc: NdRegionDesc): NdRegion {
   const core = deviceCore(k);
   const id = core.memregionIda.get();
+  const ndMappings: NdMapping[] = (desc.mappings ?? []).map((m) => ({ nvdimm: m.nvdimm, start: m.start, size: m.size, position: m.position, labels: [], ndd: null }));
   const region: NdRegion = {
     kind: "nd_region",
     name: `region${id}`,
@@ -132,9 +212,12 @@ export function nvdimmPmemRegionCreate(k: Kernel, bus: NvdimmBus, desc: NdRegion
     ndrSize: desc.size,
     pagemap: desc.pagemap,
     targetNode: desc.targetNode,
-    mappings: 0,
+    mappings: ndMappings.length,
+    ndMappings,
+    ndSet: desc.ndSet ?? null,
+    persistDomain: desc.persistDomain ?? null,
     ro: false,
-    align: defaultAlign(k, desc.size, 0),
+    align: defaultAlign(k, desc.size, ndMappings.length),
     nsSeed: null,
     bttSeed: null,
     pfnSeed: null,
@@ -146,31 +229,27 @@ export function nvdimmPmemRegionCreate(k: Kernel, bus: NvdimmBus, desc: NdRegion
     ndrd: null,
     media: new Media(),
     attrs: () => regionAttrs(k, region),
+    subdirs: () => desc.attrGroups?.(region) ?? [],
     release: () => core.memregionIda.remove(id),
   };
   ndDeviceRegister(k, region);
   return region;
 }
 
-// ref: drivers/nvdimm/region.c nd_region_probe, nd_region_activate; namespace_devs.c nd_region_register_namespaces
+// ref: drivers/nvdimm/region.c nd_region_probe; region_devs.c nd_region_activate
 function* ndRegionProbe(k: Kernel, dev: Device): KernelPath<Errno> {
   if (!isNdRegion(dev)) return -ENXIO;
   const region = dev;
-  // nd_region_activate: the region data (no flush hints without DIMMs) lives in drvdata.
+  // nd_region_activate: the region data (no flush hints) lives in drvdata.
   region.ndrd = { nsActive: 0, nsCount: 0 };
   devmAddPlainAction(region, "nd_region_data", () => {
     region.ndrd = null;
   });
   yield step(`nd_region_probe(${region.name})`);
-  let registered = 0;
-  if (ndRegionToNstype(region) === ND_DEVICE_NAMESPACE_IO) {
-    const ns = createNamespaceIo(k, region, 0);
-    ndDeviceRegister(k, ns);
-    region.nsSeed = ns;
-    registered = 1;
-  }
-  region.ndrd.nsActive = registered;
-  region.ndrd.nsCount = registered;
+  const rc = ndRegionRegisterNamespaces(k, region);
+  if (rc < 0) return rc;
+  region.ndrd.nsActive = rc;
+  region.ndrd.nsCount = rc;
   region.bttSeed = ndBttCreate(k, region);
   region.pfnSeed = ndPfnCreate(k, region);
   region.daxSeed = ndDaxCreate(k, region);
@@ -200,21 +279,15 @@ export function ndRegionDriver(k: Kernel): NdDriverSpec {
 // ref: drivers/nvdimm/region_devs.c nd_region_advance_seeds
 export function ndRegionAdvanceSeeds(k: Kernel, region: NdRegion, dev: Device): void {
   if (region.nsSeed === dev) {
-    ndRegionCreateNsSeed(region);
+    ndRegionCreateNsSeed(k, region);
   } else if (isNdBtt(dev)) {
     if (region.bttSeed === dev) region.bttSeed = ndBttCreate(k, region);
-    if (dev.ndns && region.nsSeed === dev.ndns) ndRegionCreateNsSeed(region);
+    if (dev.ndns && region.nsSeed === dev.ndns) ndRegionCreateNsSeed(k, region);
   } else if (isNdPfn(dev)) {
     if (region.pfnSeed === dev) region.pfnSeed = ndPfnCreate(k, region);
-    if (dev.ndns && region.nsSeed === dev.ndns) ndRegionCreateNsSeed(region);
+    if (dev.ndns && region.nsSeed === dev.ndns) ndRegionCreateNsSeed(k, region);
   } else if (isNdDax(dev)) {
     if (region.daxSeed === dev) region.daxSeed = ndDaxCreate(k, region);
-    if (dev.ndns && region.nsSeed === dev.ndns) ndRegionCreateNsSeed(region);
+    if (dev.ndns && region.nsSeed === dev.ndns) ndRegionCreateNsSeed(k, region);
   }
-}
-
-/** Label-less (io) regions never get a new namespace seed. */
-// ref: drivers/nvdimm/namespace_devs.c nd_region_create_ns_seed
-function ndRegionCreateNsSeed(region: NdRegion): void {
-  if (ndRegionToNstype(region) === ND_DEVICE_NAMESPACE_IO) return;
 }
