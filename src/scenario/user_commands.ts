@@ -87,6 +87,22 @@ function resolveAddr(k: Kernel, a: { label: string | null; value: number }): num
   return m.addr + a.value;
 }
 
+/** `PROC ADDR LEN` arguments (odirect_read, munmap). */
+function procAddrLen(inv: Invocation): { proc: string; addr: { label: string | null; value: number }; len: number } {
+  const { args } = splitOptions(inv, []);
+  if (args.length !== 3) throw new BadArguments(`expected 3 arguments (PROC, ADDR, LEN), got ${args.length}`);
+  return { proc: args[0]!, addr: parseAddr("ADDR", args[1]!), len: sizeArg("LEN", args[2]!) };
+}
+
+/** The step's process and its resolved start address, or the output saying which one is unknown. */
+function procAt(k: Kernel, proc: string, addr: { label: string | null; value: number }): { t: Task; start: number } | StepOutput {
+  const t = task(k, proc);
+  if ("rc" in t) return t;
+  const start = resolveAddr(k, addr);
+  if (typeof start !== "number") return start;
+  return { t, start };
+}
+
 function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
@@ -203,10 +219,9 @@ export function userCommands(): ScenarioCommand[] {
       return { proc: args[0]!, addr: parseAddr("ADDR", args[1]!), len: len === undefined ? 1 : sizeArg("--len", len), write: flags.has("--write") };
     },
     run(k, a) {
-      const t = task(k, a.proc);
-      if ("rc" in t) return t;
-      const start = resolveAddr(k, a.addr);
-      if (typeof start !== "number") return start;
+      const at = procAt(k, a.proc, a.addr);
+      if ("rc" in at) return at;
+      const { t, start } = at;
       const out: string[] = [];
       const ps = k.geo.pageSize;
       for (let addr = start - (start % ps); addr < start + a.len; addr += ps) {
@@ -242,10 +257,9 @@ export function userCommands(): ScenarioCommand[] {
       return { proc: args[0]!, addr: parseAddr("ADDR", args[1]!), nr: intArg("NR_PAGES", args[2]!, 1, 2 ** 31), flags: foll, slow: flags.has("--slow"), label: opts.get("--as") ?? "pages" };
     },
     run(k, a) {
-      const t = task(k, a.proc);
-      if ("rc" in t) return t;
-      const start = resolveAddr(k, a.addr);
-      if (typeof start !== "number") return start;
+      const at = procAt(k, a.proc, a.addr);
+      if ("rc" in at) return at;
+      const { t, start } = at;
       const pin = (a.flags & FOLL_PIN) !== 0;
       // The get_user_pages* entry points take FOLL_GET themselves; pin_user_pages* FOLL_PIN.
       const name = `${pin ? "pin" : "get"}_user_pages${a.slow ? "" : "_fast"}`;
@@ -282,16 +296,11 @@ export function userCommands(): ScenarioCommand[] {
     name: "odirect_read",
     usage: "odirect_read PROC ADDR LEN",
     summary: "a read(2) with O_DIRECT into [ADDR, ADDR+LEN): 6.1's bio takes FOLL_GET references (get_user_pages_fast, FOLL_WRITE), DMA, put_page",
-    parse(inv) {
-      const { args } = splitOptions(inv, []);
-      if (args.length !== 3) throw new BadArguments(`expected 3 arguments (PROC, ADDR, LEN), got ${args.length}`);
-      return { proc: args[0]!, addr: parseAddr("ADDR", args[1]!), len: sizeArg("LEN", args[2]!) };
-    },
+    parse: procAddrLen,
     run(k, a) {
-      const t = task(k, a.proc);
-      if ("rc" in t) return t;
-      const start = resolveAddr(k, a.addr);
-      if (typeof start !== "number") return start;
+      const at = procAt(k, a.proc, a.addr);
+      if ("rc" in at) return at;
+      const { t, start } = at;
       const ps = k.geo.pageSize;
       const nr = Math.ceil((start + a.len) / ps) - Math.floor(start / ps);
       // ref: block/bio.c bio_iov_iter_get_pages → iov_iter_get_pages2 → get_user_pages_fast; bio_release_pages
@@ -312,16 +321,11 @@ export function userCommands(): ScenarioCommand[] {
     name: "munmap",
     usage: "munmap PROC ADDR LEN",
     summary: "munmap(2): split (->may_split may refuse), zap, free emptied page tables",
-    parse(inv) {
-      const { args } = splitOptions(inv, []);
-      if (args.length !== 3) throw new BadArguments(`expected 3 arguments (PROC, ADDR, LEN), got ${args.length}`);
-      return { proc: args[0]!, addr: parseAddr("ADDR", args[1]!), len: sizeArg("LEN", args[2]!) };
-    },
+    parse: procAddrLen,
     run(k, a) {
-      const t = task(k, a.proc);
-      if ("rc" in t) return t;
-      const start = resolveAddr(k, a.addr);
-      if (typeof start !== "number") return start;
+      const at = procAt(k, a.proc, a.addr);
+      if ("rc" in at) return at;
+      const { t, start } = at;
       const r = runPath(doMunmap(k, t, start, a.len));
       if ("hang" in r) return hangResult(r.hang);
       return r.value < 0 ? { stdout: `munmap: ${errnoName(r.value)}\n`, rc: r.value, errno: r.value } : { stdout: "", rc: 0 };

@@ -21,7 +21,6 @@ import {
   type Vma,
   type VmFault,
   vmaIsDax,
-  vmaLookup,
 } from "./mm_types.ts";
 import type { PageTable, PtTable } from "./pgtable.ts";
 
@@ -220,13 +219,6 @@ function pageDown(k: Kernel, addr: number): number {
   return addr - (addr % k.geo.pageSize);
 }
 
-/** A user access from a task: the fault if the entry is missing or not writable; what the CPU would see. */
-export function* userAccess(k: Kernel, vmaOf: (addr: number) => Vma | null, address: number, write: boolean): KernelPath<FaultOutcome> {
-  return yield* handleMmFault(k, vmaOf(address), address, write);
-}
-
-export { vmaLookup };
-
 /**
  * zap_page_range for one VMA: clear every entry in [start, end). Devmap/special entries carry no page
  * reference, so nothing is put; huge entries that straddle the range edge are cleared whole (DAX VMAs
@@ -280,4 +272,3 @@ export function* unmapMappingRange(k: Kernel, mapping: AddressSpace, pgoff: numb
   return zapped;
 }
 
-export { VM_FAULT_SIGBUS };

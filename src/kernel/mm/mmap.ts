@@ -145,7 +145,7 @@ export function* doMmap(k: Kernel, task: Task, file: MappedFile, req: MmapReques
   const vma: Vma = { mm, start: addr, end: addr + len, flags, pgoff, file, ops: null, pageProt: 0n };
   const rc = file.mmap(vma);
   if (rc) return rc;
-  vmaSetPageProt(k, vma);
+  vmaSetPageProt(vma);
   insertVma(mm, vma);
   file.mapping.iMmap.add(vma);
   yield { kind: "step", at: "mmap_region: vma_link" };
@@ -154,7 +154,7 @@ export function* doMmap(k: Kernel, task: Task, file: MappedFile, req: MmapReques
 
 /** vm_page_prot from the flags; shared writable mappings with ->page_mkwrite/->pfn_mkwrite start read-only. */
 // ref: mm/mmap.c vma_set_page_prot, vma_wants_writenotify
-export function vmaSetPageProt(k: Kernel, vma: Vma): void {
+export function vmaSetPageProt(vma: Vma): void {
   const f = vma.flags;
   const wantsNotify = (f & (VM_WRITE | VM_SHARED)) === (VM_WRITE | VM_SHARED) && !!(vma.ops?.pageMkwrite || vma.ops?.pfnMkwrite);
   vma.pageProt = vma.mm.pgd.fmt.protection({
@@ -163,7 +163,6 @@ export function vmaSetPageProt(k: Kernel, vma: Vma): void {
     exec: (f & VM_EXEC) !== 0,
     shared: (f & VM_SHARED) !== 0 && !wantsNotify,
   });
-  void k;
 }
 
 /** munmap(2): split at the edges (->may_split may refuse), zap, unlink, free emptied page tables. */
