@@ -6,12 +6,15 @@
  */
 import { ENOENT, EPERM, type Errno } from "./errno.ts";
 import type { Kernel } from "./kernel.ts";
+import { type KernelPath, runToEnd, step } from "./path.ts";
 
 export interface SysfsAttr {
   /** The value without the trailing newline, or a negative errno (read error). */
   show(): string | Errno;
   /** Write a value (the trailing newline already stripped); 0 or a negative errno. */
   store?(value: string): Errno;
+  /** The store as a kernel path (driver bind/unbind), so it can interleave with other threads. */
+  storePath?(value: string): KernelPath<Errno>;
 }
 
 /** A device directory: its path, the driver bound to it ("" when none) and its attributes. */
@@ -53,7 +56,18 @@ export class Sysfs {
     const a = this.find(k, path);
     if (!a) return -ENOENT;
     if (!a.store) return -EPERM;
-    return a.store(value.replace(/\n$/, ""));
+    return a.storePath ? runToEnd(a.storePath(value.replace(/\n$/, ""))) : a.store(value.replace(/\n$/, ""));
+  }
+
+  /** `echo value > path` as a kernel path: a store without a path form is one step. */
+  *writePath(k: Kernel, path: string, value: string): KernelPath<Errno> {
+    const a = this.find(k, path);
+    if (!a) return -ENOENT;
+    if (!a.store) return -EPERM;
+    const v = value.replace(/\n$/, "");
+    if (a.storePath) return yield* a.storePath(v);
+    yield step(`${path}: store`);
+    return a.store(v);
   }
 }
 

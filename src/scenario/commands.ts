@@ -18,7 +18,7 @@ import { type DevPagemap, MemoryType } from "../kernel/mm/dev_pagemap.ts";
 import { addMemory, removeMemory } from "../kernel/mm/memory_hotplug.ts";
 import { getPage, memremapPages, memunmapPages, newDevPagemap, putPage, zoneDevicePageInit } from "../kernel/mm/memremap.ts";
 import { newAltmap } from "../kernel/mm/vmem_altmap.ts";
-import { Hang, type KernelPath, runToEnd } from "../kernel/path.ts";
+import { Hang, type KernelPath, pathOf, runToEnd } from "../kernel/path.ts";
 import { parseSize } from "../machine/spec.ts";
 import { renderIomem } from "../report/iomem.ts";
 import { DAXCTL_SUBCOMMANDS, runDaxctl } from "../tools/daxctl_cli.ts";
@@ -53,7 +53,13 @@ export interface ScenarioCommand {
   readonly summary: string;
   /** Throws BadArguments when the arguments cannot work; called when the scenario is loaded. */
   check(inv: Invocation): void;
+  /** Run the step to its end, as a shell would: a block nothing can resolve is reported as a hang. */
   run(k: Kernel, inv: Invocation, ctx: StepContext): StepOutput;
+  /**
+   * The step as a kernel path, so a scheduler can interleave it with other threads' steps (src/sched).
+   * Commands written as plain functions are one atomic step.
+   */
+  path(k: Kernel, inv: Invocation, ctx: StepContext): KernelPath<StepOutput>;
 }
 
 /** A command whose arguments are parsed once into P (at load time, to check them, and again to run). */
@@ -72,6 +78,33 @@ export function defineCommand<P>(def: {
       def.parse(inv);
     },
     run: (k, inv, ctx) => def.run(k, def.parse(inv), ctx),
+    path: (k, inv, ctx) => pathOf(def.name, () => def.run(k, def.parse(inv), ctx)),
+  };
+}
+
+/**
+ * A command whose step is a kernel path: it yields where the kernel could be preempted or block, so it
+ * interleaves with other threads; run alone it is driven to its end (a block that cannot resolve is a hang).
+ */
+export function definePathCommand<P>(def: {
+  name: string;
+  usage: string;
+  summary: string;
+  parse(inv: Invocation): P;
+  path(k: Kernel, args: P, ctx: StepContext): KernelPath<StepOutput>;
+}): ScenarioCommand {
+  return {
+    name: def.name,
+    usage: def.usage,
+    summary: def.summary,
+    check: (inv) => {
+      def.parse(inv);
+    },
+    run: (k, inv, ctx) => {
+      const r = runPath(def.path(k, def.parse(inv), ctx));
+      return "hang" in r ? hangResult(r.hang) : r.value;
+    },
+    path: (k, inv, ctx) => def.path(k, def.parse(inv), ctx),
   };
 }
 
@@ -247,7 +280,7 @@ function sysfsLookup(k: Kernel, path: string): Lookup {
  * without its leading "bash: ": a failed open is "PATH: <strerror>", a store that returns an errno is
  * "echo: write error: <strerror>"; both exit 1. Without a redirection echo prints its words.
  */
-const echoCommand = defineCommand({
+const echoCommand = definePathCommand({
   name: "echo",
   usage: "echo [-n] VALUE... > /sys/PATH",
   summary: "write to a sysfs attribute (its store), as `echo online_movable > /sys/.../state` does",
@@ -261,14 +294,14 @@ const echoCommand = defineCommand({
     const path = inv.redirect === null ? null : sysfsPath("echo", inv.redirect);
     return { text: words.join(" ") + (newline ? "\n" : ""), path };
   },
-  run(k, { text, path }) {
+  *path(k, { text, path }) {
     if (path === null) return ok(text);
     const found = sysfsLookup(k, path);
     // ref: fs/namei.c lookup_open (no ->create in sysfs: -EACCES); fs/kernfs/file.c kernfs_fop_open
     const openErr =
       found.kind === "dir" ? -EISDIR : found.kind === "missing" ? (found.parentExists ? -EACCES : -ENOENT) : found.writable ? 0 : -EACCES;
     if (openErr) return { stdout: `${path}: ${strerror(openErr)}\n`, rc: 1, errno: openErr };
-    const rc = k.sysfs.write(k, path, text);
+    const rc = yield* k.sysfs.writePath(k, path, text);
     if (rc < 0) return { stdout: `echo: write error: ${strerror(rc)}\n`, rc: 1, errno: rc };
     return ok();
   },
@@ -380,7 +413,7 @@ export function splitOptions(inv: Invocation, known: readonly string[]): { args:
  * [START, START+SIZE), as a machine spec's `pgmaps:` entry does (private/coherent get the device as owner
  * and the ops their type requires).
  */
-const memremapCommand = defineCommand({
+const memremapCommand = definePathCommand({
   name: "memremap",
   usage: "memremap DEVICE private|coherent|fsdax|generic|p2pdma START SIZE [--vmemmap-shift N] [--altmap RESERVE,FREE] [--node N]",
   summary: "memremap_pages() for a new dev_pagemap of DEVICE over [START, START+SIZE)",
@@ -412,7 +445,7 @@ const memremapCommand = defineCommand({
       altmap,
     };
   },
-  run(k, a) {
+  *path(k, a) {
     const needsOwner = a.type === MemoryType.PRIVATE || a.type === MemoryType.COHERENT;
     const startPfn = Math.floor(a.start / k.geo.pageSize);
     const lastPfn = Math.floor((a.start + a.size - 1) / k.geo.pageSize);
@@ -425,8 +458,7 @@ const memremapCommand = defineCommand({
       owner: needsOwner ? a.device : null,
       ops: needsOwner ? { pageFree: () => {}, migrateToRam: a.type === MemoryType.PRIVATE } : null,
     });
-    const r = runPath(memremapPages(k, pgmap, a.nid));
-    return "hang" in r ? hangResult(r.hang) : kernelResult(r.value);
+    return kernelResult(yield* memremapPages(k, pgmap, a.nid));
   },
 });
 
@@ -436,7 +468,7 @@ function pgmapOfDevice(k: Kernel, device: string): DevPagemap | null {
   return list[list.length - 1] ?? null;
 }
 
-const memunmapCommand = defineCommand({
+const memunmapCommand = definePathCommand({
   name: "memunmap",
   usage: "memunmap DEVICE",
   summary: "memunmap_pages() of DEVICE's dev_pagemap (hangs while something holds a reference)",
@@ -444,16 +476,16 @@ const memunmapCommand = defineCommand({
     const [device] = positional(inv, ["DEVICE"]);
     return { device: device! };
   },
-  run(k, { device }) {
+  *path(k, { device }) {
     const pgmap = pgmapOfDevice(k, device);
     if (!pgmap) return { stdout: `memunmap: ${device}: no dev_pagemap to tear down\n`, rc: -ENODEV, errno: -ENODEV };
-    const r = runPath(memunmapPages(k, pgmap));
-    return "hang" in r ? hangResult(r.hang) : ok();
+    yield* memunmapPages(k, pgmap);
+    return ok();
   },
 });
 
 function pfnCommand(name: string, summary: string, path: (k: Kernel, pfn: number) => KernelPath<string>): ScenarioCommand {
-  return defineCommand({
+  return definePathCommand({
     name,
     usage: `${name} PFN`,
     summary,
@@ -461,9 +493,8 @@ function pfnCommand(name: string, summary: string, path: (k: Kernel, pfn: number
       const [pfn] = positional(inv, ["PFN"]);
       return sizeArg("PFN", pfn!);
     },
-    run(k, pfn) {
-      const r = runPath(path(k, pfn));
-      return "hang" in r ? hangResult(r.hang) : ok(r.value);
+    *path(k, pfn) {
+      return ok(yield* path(k, pfn));
     },
   });
 }

@@ -15,6 +15,7 @@
  * hex address. Per-kernel step state (names → tasks, labels → mappings and held pages) lives beside the kernel
  * in a WeakMap, never in the kernel model.
  */
+
 import { findDevDax, openDevDax } from "../kernel/drivers/dax/device.ts";
 import { EFAULT, ENOENT, errnoName } from "../kernel/errno.ts";
 import type { Kernel } from "../kernel/kernel.ts";
@@ -22,8 +23,9 @@ import { FOLL_FAST_ONLY, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, follStri
 import { entryAccessPermitted, handleMmFault } from "../kernel/mm/memory.ts";
 import { type MappedFile, type Task, VM_FAULT_ERROR, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, vmaLookup, vmFaultString } from "../kernel/mm/mm_types.ts";
 import { createProcess, doMmap, doMunmap, exitMmap } from "../kernel/mm/mmap.ts";
+import { step } from "../kernel/path.ts";
 import { pageTableReport, renderPageTable, renderSmaps } from "../report/pagetable.ts";
-import { BadArguments, defineCommand, hangResult, intArg, noRedirect, runPath, type ScenarioCommand, type StepOutput, sizeArg, splitOptions } from "./commands.ts";
+import { BadArguments, defineCommand, definePathCommand, intArg, noRedirect, type ScenarioCommand, type StepOutput, sizeArg, splitOptions } from "./commands.ts";
 import type { Invocation } from "./tokenize.ts";
 
 interface Held {
@@ -170,7 +172,7 @@ export function userCommands(): ScenarioCommand[] {
     },
   });
 
-  const mmapCommand = defineCommand({
+  const mmapCommand = definePathCommand({
     name: "mmap",
     usage: "mmap PROC FILE SIZE [--offset OFF] [--private] [--read-only] [--as LABEL]",
     summary: "mmap(2) of a device-dax (or DAX file) mapping; prints the address",
@@ -190,17 +192,16 @@ export function userCommands(): ScenarioCommand[] {
         label: opts.get("--as") ?? file.slice(file.lastIndexOf("/") + 1),
       };
     },
-    run(k, a) {
+    *path(k, a) {
       const t = task(k, a.proc);
       if ("rc" in t) return t;
       let f: MappedFile | null = null;
       for (const r of resolvers) f ??= r(k, a.file);
       if (!f) return { stdout: `${a.file}: No such file or directory\n`, rc: -ENOENT, errno: -ENOENT };
-      const r = runPath(doMmap(k, t, f, { len: a.len, read: true, write: a.write, shared: a.shared, offset: a.offset }));
-      if ("hang" in r) return hangResult(r.hang);
-      if (r.value < 0) return { stdout: `mmap: ${errnoName(r.value)}\n`, rc: r.value, errno: r.value };
-      steps(k).maps.set(a.label, { task: t, addr: r.value, len: a.len });
-      return { stdout: `${hex(r.value)}\n`, rc: 0 };
+      const addr = yield* doMmap(k, t, f, { len: a.len, read: true, write: a.write, shared: a.shared, offset: a.offset });
+      if (addr < 0) return { stdout: `mmap: ${errnoName(addr)}\n`, rc: addr, errno: addr };
+      steps(k).maps.set(a.label, { task: t, addr, len: a.len });
+      return { stdout: `${hex(addr)}\n`, rc: 0 };
     },
   });
 
@@ -208,7 +209,7 @@ export function userCommands(): ScenarioCommand[] {
   const SIGBUS_STATUS = 135;
   const SIGSEGV_STATUS = 139;
 
-  const accessCommand = defineCommand({
+  const accessCommand = definePathCommand({
     name: "access",
     usage: "access PROC ADDR [--len LEN] [--write]",
     summary: "user loads (or stores) over [ADDR, ADDR+LEN): a page fault wherever the entry does not allow it",
@@ -218,7 +219,7 @@ export function userCommands(): ScenarioCommand[] {
       const len = opts.get("--len");
       return { proc: args[0]!, addr: parseAddr("ADDR", args[1]!), len: len === undefined ? 1 : sizeArg("--len", len), write: flags.has("--write") };
     },
-    run(k, a) {
+    *path(k, a) {
       const at = procAt(k, a.proc, a.addr);
       if ("rc" in at) return at;
       const { t, start } = at;
@@ -227,9 +228,7 @@ export function userCommands(): ScenarioCommand[] {
       for (let addr = start - (start % ps); addr < start + a.len; addr += ps) {
         const slot = t.mm.pgd.lookup(addr);
         if (slot && entryAccessPermitted(t.mm.pgd, slot.table, slot.idx, a.write)) continue;
-        const r = runPath(handleMmFault(k, vmaLookup(t.mm, addr), addr, a.write));
-        if ("hang" in r) return { ...hangResult(r.hang), stdout: `${out.join("")}${r.hang.message}\n` };
-        const f = r.value;
+        const f = yield* handleMmFault(k, vmaLookup(t.mm, addr), addr, a.write);
         out.push(`fault ${hex(addr)} ${a.write ? "write" : "read"}: ${f.size ?? "-"} ${vmFaultString(f.ret)}\n`);
         if (f.ret & VM_FAULT_ERROR) {
           const sig = f.ret & VM_FAULT_SIGSEGV ? "SIGSEGV" : f.ret & VM_FAULT_SIGBUS ? "SIGBUS" : "SIGBUS";
@@ -242,7 +241,7 @@ export function userCommands(): ScenarioCommand[] {
     },
   });
 
-  const gupCommand = defineCommand({
+  const gupCommand = definePathCommand({
     name: "gup",
     usage: "gup PROC ADDR NR_PAGES [--pin] [--write] [--longterm] [--slow | --fast-only] [--as LABEL]",
     summary: "get_user_pages_fast / pin_user_pages_fast (or the slow path) and hold the pages under LABEL",
@@ -256,16 +255,14 @@ export function userCommands(): ScenarioCommand[] {
       if (flags.has("--fast-only")) foll |= FOLL_FAST_ONLY;
       return { proc: args[0]!, addr: parseAddr("ADDR", args[1]!), nr: intArg("NR_PAGES", args[2]!, 1, 2 ** 31), flags: foll, slow: flags.has("--slow"), label: opts.get("--as") ?? "pages" };
     },
-    run(k, a) {
+    *path(k, a) {
       const at = procAt(k, a.proc, a.addr);
       if ("rc" in at) return at;
       const { t, start } = at;
       const pin = (a.flags & FOLL_PIN) !== 0;
       // The get_user_pages* entry points take FOLL_GET themselves; pin_user_pages* FOLL_PIN.
       const name = `${pin ? "pin" : "get"}_user_pages${a.slow ? "" : "_fast"}`;
-      const r = runPath(a.slow ? getUserPages(k, t, start, a.nr, a.flags) : getUserPagesFast(k, t, start, a.nr, a.flags));
-      if ("hang" in r) return hangResult(r.hang);
-      const g = r.value;
+      const g = yield* (a.slow ? getUserPages(k, t, start, a.nr, a.flags) : getUserPagesFast(k, t, start, a.nr, a.flags));
       if (g.pages.length > 0) steps(k).held.set(a.label, { task: t, pages: g.pages, flags: a.flags });
       const how = a.slow ? "" : ` (${g.fast} by the fast path)`;
       if (g.ret < 0) return { stdout: `${name}(${hex(start)}, ${a.nr}, ${follString(a.flags)}) = ${errnoName(g.ret)}\n`, rc: g.ret, errno: g.ret };
@@ -273,7 +270,7 @@ export function userCommands(): ScenarioCommand[] {
     },
   });
 
-  const unpinCommand = defineCommand({
+  const unpinCommand = definePathCommand({
     name: "unpin",
     usage: "unpin LABEL",
     summary: "unpin_user_pages (FOLL_PIN) or put_page (FOLL_GET) on the pages a gup step holds",
@@ -282,60 +279,56 @@ export function userCommands(): ScenarioCommand[] {
       if (args.length !== 1) throw new BadArguments("expected one LABEL");
       return args[0]!;
     },
-    run(k, label) {
+    *path(k, label) {
       const h = steps(k).held.get(label);
       if (!h) return { stdout: `${label}: no pages held under this label\n`, rc: 1 };
       steps(k).held.delete(label);
-      const r = runPath(unpinUserPages(k, h.pages, h.flags));
-      if ("hang" in r) return hangResult(r.hang);
+      yield* unpinUserPages(k, h.pages, h.flags);
       return { stdout: `${h.flags & FOLL_PIN ? "unpin_user_pages" : "put_page"}: ${h.pages.length} pages\n`, rc: 0 };
     },
   });
 
-  const odirectCommand = defineCommand({
+  const odirectCommand = definePathCommand({
     name: "odirect_read",
     usage: "odirect_read PROC ADDR LEN",
     summary: "a read(2) with O_DIRECT into [ADDR, ADDR+LEN): 6.1's bio takes FOLL_GET references (get_user_pages_fast, FOLL_WRITE), DMA, put_page",
     parse: procAddrLen,
-    run(k, a) {
+    *path(k, a) {
       const at = procAt(k, a.proc, a.addr);
       if ("rc" in at) return at;
       const { t, start } = at;
       const ps = k.geo.pageSize;
       const nr = Math.ceil((start + a.len) / ps) - Math.floor(start / ps);
       // ref: block/bio.c bio_iov_iter_get_pages → iov_iter_get_pages2 → get_user_pages_fast; bio_release_pages
-      const r = runPath(getUserPagesFast(k, t, start - (start % ps), nr, FOLL_GET | FOLL_WRITE));
-      if ("hang" in r) return hangResult(r.hang);
-      const g = r.value;
+      const g = yield* getUserPagesFast(k, t, start - (start % ps), nr, FOLL_GET | FOLL_WRITE);
       const lines = [`get_user_pages_fast: ${g.ret < 0 ? errnoName(g.ret) : `${g.ret} pages (${g.fast} by the fast path)`}`];
       if (g.ret < 0) return { stdout: `${lines.join("\n")}\n`, rc: g.ret, errno: g.ret };
       lines.push(`DMA into ${g.pages.length} pages`);
-      const p = runPath(unpinUserPages(k, g.pages, FOLL_GET));
-      if ("hang" in p) return hangResult(p.hang);
+      yield step("DMA");
+      yield* unpinUserPages(k, g.pages, FOLL_GET);
       lines.push(`bio_release_pages: put_page × ${g.pages.length}`);
       return { stdout: `${lines.join("\n")}\n`, rc: g.ret === nr ? 0 : -EFAULT };
     },
   });
 
-  const munmapCommand = defineCommand({
+  const munmapCommand = definePathCommand({
     name: "munmap",
     usage: "munmap PROC ADDR LEN",
     summary: "munmap(2): split (->may_split may refuse), zap, free emptied page tables",
     parse: procAddrLen,
-    run(k, a) {
+    *path(k, a) {
       const at = procAt(k, a.proc, a.addr);
       if ("rc" in at) return at;
       const { t, start } = at;
-      const r = runPath(doMunmap(k, t, start, a.len));
-      if ("hang" in r) return hangResult(r.hang);
-      return r.value < 0 ? { stdout: `munmap: ${errnoName(r.value)}\n`, rc: r.value, errno: r.value } : { stdout: "", rc: 0 };
+      const rc = yield* doMunmap(k, t, start, a.len);
+      return rc < 0 ? { stdout: `munmap: ${errnoName(rc)}\n`, rc, errno: rc } : { stdout: "", rc: 0 };
     },
   });
 
   const pagetableCommand = reportCommand("pagetable", "the process's page-table entries, raw and decoded", (k, t) => renderPageTable(pageTableReport(k, t)));
   const smapsCommand = reportCommand("smaps", "an smaps-like view of the process's mappings", (k, t) => renderSmaps(k, t.mm));
 
-  const exitCommand = defineCommand({
+  const exitCommand = definePathCommand({
     name: "exit",
     usage: "exit PROC",
     summary: "the process exits: every mapping zapped, its page tables freed (pins it still holds stay)",
@@ -344,11 +337,10 @@ export function userCommands(): ScenarioCommand[] {
       if (args.length !== 1) throw new BadArguments("expected one PROC");
       return args[0]!;
     },
-    run(k, proc) {
+    *path(k, proc) {
       const t = task(k, proc);
       if ("rc" in t) return t;
-      const r = runPath(exitMmap(k, t));
-      if ("hang" in r) return hangResult(r.hang);
+      yield* exitMmap(k, t);
       steps(k).procs.delete(proc);
       return { stdout: "", rc: 0 };
     },

@@ -285,8 +285,8 @@ export function runOp<T>(k: Kernel, path: KernelPath<T>): T {
 // ---------------------------------------------------------------------------------------------------------------
 // Driver sysfs: /sys/bus/<bus>/drivers/<drv>/{bind,unbind}
 
-function writeOnly(store: (v: string) => Errno): SysfsAttr {
-  return { show: () => -EACCES, store };
+function writeOnly(store: (v: string) => Errno, storePath?: (v: string) => KernelPath<Errno>): SysfsAttr {
+  return storePath ? { show: () => -EACCES, store, storePath } : { show: () => -EACCES, store };
 }
 
 // ref: drivers/base/bus.c bind_store
@@ -298,9 +298,16 @@ export function bindStore(k: Kernel, drv: Driver, name: string): Errno {
 
 // ref: drivers/base/bus.c unbind_store
 export function unbindStore(k: Kernel, drv: Driver, name: string): Errno {
+  return runToEnd(unbindStorePath(k, drv, name));
+}
+
+/** unbind_store as a kernel path: the driver's remove and devm actions interleave with other threads. */
+// ref: drivers/base/bus.c unbind_store
+export function* unbindStorePath(k: Kernel, drv: Driver, name: string): KernelPath<Errno> {
   const dev = deviceCore(k).find(name.trim(), drv.bus);
   if (!dev || dev.driver !== drv) return -ENODEV;
-  runOp(k, deviceReleaseDriver(k, dev));
+  yield* deviceReleaseDriver(k, dev);
+  yield* flushAsync(k);
   return 0;
 }
 
@@ -308,7 +315,7 @@ function driverDirs(k: Kernel, core: DeviceCore): SysfsDir[] {
   return core.drivers.map((drv) => {
     const attrs = new Map<string, SysfsAttr>([
       ["bind", writeOnly((v) => bindStore(k, drv, v))],
-      ["unbind", writeOnly((v) => unbindStore(k, drv, v))],
+      ["unbind", writeOnly((v) => unbindStore(k, drv, v), (v) => unbindStorePath(k, drv, v))],
     ]);
     for (const [n, a] of drv.attrs?.() ?? []) attrs.set(n, a);
     return { path: `/sys/bus/${drv.bus}/drivers/${drv.name}`, driver: "", attrs };
@@ -320,14 +327,23 @@ function withFlush(k: Kernel, attrs: Map<string, SysfsAttr>): Map<string, SysfsA
   for (const [name, a] of attrs) {
     const store = a.store;
     if (!store) continue;
-    attrs.set(name, {
+    const storePath = a.storePath;
+    const flushed: SysfsAttr = {
       show: a.show,
       store: (v) => {
         const rc = store(v);
         runToEnd(flushAsync(k));
         return rc;
       },
-    });
+    };
+    if (storePath) {
+      flushed.storePath = function* (v) {
+        const rc = yield* storePath(v);
+        yield* flushAsync(k);
+        return rc;
+      };
+    }
+    attrs.set(name, flushed);
   }
   return attrs;
 }
