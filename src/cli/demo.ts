@@ -2,6 +2,8 @@
  * `zonedev demo`: what the model shows on the oracle's machine today. Later work extends the story
  * (namespaces, pgmaps, races); each step here is computed, nothing is canned.
  */
+
+import { fileURLToPath } from "node:url";
 import { bootKernel } from "../kernel/boot.ts";
 import { errnoName } from "../kernel/errno.ts";
 import { MemoryType } from "../kernel/mm/dev_pagemap.ts";
@@ -16,6 +18,9 @@ import { pgmapJson, pgmapsJson, renderPgmaps } from "../report/pgmaps.ts";
 import { renderSections } from "../report/sections.ts";
 import { renderZoneinfo } from "../report/zoneinfo.ts";
 import { builtinCommands } from "../scenario/commands.ts";
+import { exploreScenario, replayScenario } from "../scenario/explore.ts";
+import { loadScenario } from "../scenario/load.ts";
+import { renderExploration, renderTrace } from "../scenario/render_explore.ts";
 import { tokenize } from "../scenario/tokenize.ts";
 
 export function runDemo(): string {
@@ -77,6 +82,23 @@ export function runDemo(): string {
   const blocks = renderPgmaps(k2).trimEnd().split(/\n(?=pgmap )/);
   out.push(blocks.filter((b) => b.includes(", live,")).join("\n").split("\n").map((l) => `   ${l}`).join("\n"));
   out.push(renderIomem(k2).split("\n").filter((l) => /Persistent|namespace|pfn/.test(l)).map((l) => `   ${l}`).join("\n"));
-  out.push("\nNext: `zonedev layout --preset qemu-q35-3g-pmem1g`, `--dmesg your-dmesg.txt`, `zonedev run scenarios/*.yaml`, `zonedev presets`.");
+  out.push(...exploreStory());
+  out.push("\nNext: `zonedev layout --preset qemu-q35-3g-pmem1g`, `--dmesg your-dmesg.txt`, `zonedev run scenarios/*.yaml`, `zonedev explore scenarios/seed*.yaml`, `zonedev presets`.");
   return out.join("\n");
+}
+
+/** The race explorer on one of the bundled scenarios: find the hang, then replay its token. */
+function exploreStory(): string[] {
+  const file = fileURLToPath(new URL("../../scenarios/driver-leaks-page-ref.yaml", import.meta.url));
+  const s = loadScenario(file, builtinCommands());
+  const e = exploreScenario(s);
+  const out = [`\n9. Races: ${s.name}. Two threads — a driver allocating a device page, the device's teardown — explored:`];
+  out.push(...renderExploration(e, null).trimEnd().split("\n").slice(2, 6).map((l) => `   ${l}`));
+  const c = e.counterexample;
+  if (c) {
+    out.push(`   Replaying the shortest schedule (zonedev replay scenarios/driver-leaks-page-ref.yaml --schedule ${c.trace.token}):`);
+    const t = replayScenario(s, c.trace.token);
+    out.push(...renderTrace(t, null).trimEnd().split("\n").slice(1).map((l) => `   ${l}`));
+  }
+  return out;
 }

@@ -10,6 +10,7 @@ import { DEFAULT_PRESET, MACHINE_PRESETS, machinePreset } from "../machine/prese
 import { loadMachineFile, machineFromDmesg } from "../machine/spec.ts";
 import { LAYOUT_PARTS, type LayoutPart, layoutJson, renderLayout } from "../report/layout.ts";
 import { runDemo } from "./demo.ts";
+import { registerExplore } from "./explore.ts";
 import { registerRun } from "./run.ts";
 
 interface MachineOpts {
@@ -96,6 +97,7 @@ function buildProgram(exit: { status: number }): Command {
     });
 
   registerRun(addMachineOptions(program.command("run")), resolveMachineOpts, exit);
+  registerExplore(program, exit);
 
   program
     .command("demo")

@@ -61,6 +61,8 @@ function scenarioFromArgs(file: string | undefined, opts: RunOpts, resolveMachin
     machineWhere: machineFlags.length ? machineFlags.map((f) => `--${f}`).join("/") : "--preset",
     variant,
     steps,
+    threads: [],
+    explore: null,
   };
 }
 

@@ -14,6 +14,7 @@ import type { Userland } from "./mm/mmap.ts";
 import { newNode, type PglistData, type Zone, type ZoneName } from "./mm/mmzone.ts";
 import { SectionTable } from "./mm/sparse.ts";
 import { VmemmapLedger } from "./mm/sparse_vmemmap.ts";
+import type { RcuState } from "./rcu.ts";
 import { iomemRoot, type Resource } from "./resource.ts";
 import { Sanitizer } from "./sanitizer.ts";
 import { Sysfs } from "./sysfs.ts";
@@ -71,6 +72,8 @@ export class Kernel {
   devices: DeviceCore | null = null;
   /** Processes, their address spaces and the files they map, once something created one. */
   userland: Userland | null = null;
+  /** RCU readers inside a read-side critical section (rcu.ts), once one entered. */
+  rcu: RcuState | null = null;
 
   constructor(arch: ArchProfile, config: ConfigView, variant: KernelVariant = DEFAULT_VARIANT) {
     this.arch = arch;

@@ -16,6 +16,13 @@ export type ViolationKind =
   | "negative-refcount"
   | "idle-page-touched"
   | "null-pointer-dereference"
+  // Invariants over the whole state (src/check/invariants.ts), checked after every step.
+  | "pgmap-ref-mismatch"
+  | "dangling-pte"
+  | "device-pfn-in-buddy"
+  | "zone-span"
+  | "subsection-map"
+  | "max-pfn"
   | "warning";
 
 export interface Violation {

@@ -21,6 +21,15 @@ export interface KernelVariant {
   readonly subsectionZoneDeviceMap: boolean;
   /** PG_reserved set on every ZONE_DEVICE struct page (still true in 6.1; the 2019 series proposed dropping it). */
   readonly pgReservedOnDevicePages: boolean;
+  /**
+   * The arch has pte_devmap (ARCH_HAS_PTE_DEVMAP, once __HAVE_ARCH_PTE_DEVMAP): a devmap bit in PTEs and PMDs (and
+   * PUDs where the arch has PUD THP) that tells GUP-fast a pfn is ZONE_DEVICE memory, so it takes a pgmap reference
+   * (get_dev_pagemap) before the page reference. False: pfn_t_devmap() is false, insert_pfn makes special PTEs and
+   * vmf_insert_pfn_pmd plain huge PMDs, pte/pmd/pud_devmap() are 0, and GUP-fast treats a device PMD like a THP
+   * (a plain page reference with no pgmap reference) — seed 000. Consulted by src/kernel/mm/pgtable.ts
+   * (archHasPteDevmap: the entry encoding and pte/pmd/pud_devmap) and, through pfnTDevmap, by insert_pfn.
+   */
+  readonly archHasPteDevmap: boolean;
 }
 
 export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
@@ -31,6 +40,7 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     x86MaxPfnRaisedByDevice: false,
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
+    archHasPteDevmap: true,
   },
   "6.1.0": {
     name: "6.1.0",
@@ -39,6 +49,7 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     x86MaxPfnRaisedByDevice: true,
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
+    archHasPteDevmap: true,
   },
   "5.18": {
     name: "5.18",
@@ -47,6 +58,7 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     x86MaxPfnRaisedByDevice: true,
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
+    archHasPteDevmap: true,
   },
   "2015-rfc": {
     name: "2015-rfc",
@@ -55,6 +67,7 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     x86MaxPfnRaisedByDevice: true,
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
+    archHasPteDevmap: true,
   },
   "zone-device-subsection-map": {
     name: "zone-device-subsection-map",
@@ -63,6 +76,21 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     x86MaxPfnRaisedByDevice: false,
     subsectionZoneDeviceMap: true,
     pgReservedOnDevicePages: true,
+    archHasPteDevmap: true,
+  },
+  "arm64-no-pte-devmap": {
+    name: "arm64-no-pte-devmap",
+    description:
+      "seed 000 (April 2019, v5.1-rc): arm64 selecting ARCH_HAS_ZONE_DEVICE (if ARM64_4K_PAGES) before it had pte_devmap " +
+      "(arm64's PTE_DEVMAP, bit 57, and ARCH_HAS_PTE_DEVMAP came in 5.3): pfn_t_devmap() is false, so insert_pfn makes " +
+      "special PTEs and vmf_insert_pfn_pmd plain block PMDs; pte/pmd_devmap() are 0, so GUP-fast refuses a special PTE " +
+      "and takes a device PMD like a THP, a plain page reference without get_dev_pagemap; everything else as 6.1 " +
+      "(pgmap and page lifetimes included)",
+    deviceFreeAtRefcountOne: false,
+    x86MaxPfnRaisedByDevice: false,
+    subsectionZoneDeviceMap: false,
+    pgReservedOnDevicePages: true,
+    archHasPteDevmap: false,
   },
 };
 

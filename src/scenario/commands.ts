@@ -24,6 +24,7 @@ import { renderIomem } from "../report/iomem.ts";
 import { DAXCTL_SUBCOMMANDS, runDaxctl } from "../tools/daxctl_cli.ts";
 import { NDCTL_SUBCOMMANDS, runNdctl } from "../tools/ndctl_cli.ts";
 import { EACCES, EISDIR, strerror } from "./errno_text.ts";
+import { fsCommands } from "./fs_commands.ts";
 import type { Invocation } from "./tokenize.ts";
 import { userCommands } from "./user_commands.ts";
 
@@ -150,7 +151,8 @@ export function builtinCommands(): CommandRegistry {
     .register(putPageCommand)
     .register(ndctlCommand)
     .register(daxctlCommand)
-    .registerAll(userCommands());
+    .registerAll(userCommands())
+    .registerAll(fsCommands());
 }
 
 /**

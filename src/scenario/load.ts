@@ -21,11 +21,13 @@ import { ERRNO_BY_NAME } from "./errno_text.ts";
 import {
   dmesgMachineSchema,
   type expectSchema,
+  exploreSchema,
   fileMachineSchema,
   presetMachineSchema,
   type ShowPart,
   scenarioSchema,
   stepObjectSchema,
+  threadStepSchema,
 } from "./schema.ts";
 import { type Invocation, StepSyntaxError, tokenize } from "./tokenize.ts";
 
@@ -48,6 +50,22 @@ export interface ScenarioStep {
   readonly show: readonly ShowPart[];
 }
 
+export interface ScenarioThread {
+  readonly name: string;
+  /** Where the thread's list is written. */
+  readonly where: string;
+  readonly steps: readonly ScenarioStep[];
+}
+
+export interface ExploreExpect {
+  readonly expect: "none" | "hang" | ViolationKind;
+  readonly absent: readonly ("hang" | ViolationKind)[];
+  readonly schedules: number | null;
+  readonly states: number | null;
+  readonly depth: number | null;
+  readonly where: string;
+}
+
 export interface Scenario {
   readonly name: string;
   readonly description: string | null;
@@ -59,6 +77,9 @@ export interface Scenario {
   /** The variant that overrides the machine's, if the scenario names one. */
   readonly variant: KernelVariant | null;
   readonly steps: readonly ScenarioStep[];
+  /** Step lists run concurrently after the steps (empty: none). */
+  readonly threads: readonly ScenarioThread[];
+  readonly explore: ExploreExpect | null;
 }
 
 type Path = ReadonlyArray<PropertyKey>;
@@ -217,20 +238,15 @@ export function loadScenario(file: string, registry: CommandRegistry, text?: str
   };
   const raw: unknown = doc.toJS();
   if (!isRecord(raw)) throw new UsageError(`${file}:1`, "a scenario is a mapping with machine: and steps: (docs/scenarios.md)");
-  if ("threads" in raw) {
-    throw new UsageError(
-      `${lineOf(["threads"])}: threads`,
-      "not supported yet: concurrent step lists come with the interleaving explorer (issue 6); use steps: to run commands in order",
-    );
-  }
-  for (const key of ["machine", "steps"]) if (!(key in raw)) throw new UsageError(`${file}:1: ${key}`, "required");
+  if (!("machine" in raw)) throw new UsageError(`${file}:1: machine`, "required");
+  if (!("steps" in raw) && !("threads" in raw)) throw new UsageError(`${file}:1: steps`, "required (or threads:)");
   // The top level first (unknown keys, name/variant types), then the machine and each step on their own, so
   // an error names the field rather than "none of the alternatives matched".
   const top = parseWith(scenarioSchema.pick({ name: true, description: true, variant: true }).strict(), {
-    ...Object.fromEntries(Object.entries(raw).filter(([k]) => k !== "machine" && k !== "steps")),
+    ...Object.fromEntries(Object.entries(raw).filter(([k]) => k !== "machine" && k !== "steps" && k !== "threads" && k !== "explore")),
   }, [], lineOf);
-  const rawSteps = raw["steps"];
-  if (!Array.isArray(rawSteps) || rawSteps.length === 0) throw new UsageError(`${lineOf(["steps"])}: steps`, "give a list of at least one step");
+  const rawSteps = raw["steps"] ?? [];
+  if (!Array.isArray(rawSteps) || ("steps" in raw && rawSteps.length === 0)) throw new UsageError(`${lineOf(["steps"])}: steps`, "give a list of at least one step");
   let variant: KernelVariant | null = null;
   if (top.variant !== undefined) {
     try {
@@ -263,6 +279,13 @@ export function loadScenario(file: string, registry: CommandRegistry, text?: str
       show: step.show ?? [],
     };
   });
+  const threads = loadThreads(raw["threads"], registry, lineOf);
+  let explore: ExploreExpect | null = null;
+  if ("explore" in raw) {
+    if (threads.length === 0) throw new UsageError(`${lineOf(["explore"])}: explore`, "needs threads: to explore");
+    const e = parseWith(exploreSchema, raw["explore"], ["explore"], lineOf);
+    explore = { expect: e.expect, absent: (e.absent ?? []) as ("hang" | ViolationKind)[], schedules: e.schedules ?? null, states: e.states ?? null, depth: e.depth ?? null, where: lineOf(["explore"]) };
+  }
   const machine = resolveScenarioMachine(raw["machine"], file, lineOf);
   return {
     name: top.name ?? file,
@@ -272,5 +295,35 @@ export function loadScenario(file: string, registry: CommandRegistry, text?: str
     machineWhere: `${lineOf(["machine"])}: machine`,
     variant,
     steps,
+    threads,
+    explore,
   };
+}
+
+/** The most threads a scenario may have: schedule tokens name them a–z. */
+export const MAX_THREADS = 26;
+
+function loadThreads(raw: unknown, registry: CommandRegistry, lineOf: (p: Path) => string): ScenarioThread[] {
+  if (raw === undefined) return [];
+  if (!isRecord(raw) || Object.keys(raw).length === 0) throw new UsageError(`${lineOf(["threads"])}: threads`, "give a mapping of thread names to step lists");
+  const names = Object.keys(raw);
+  if (names.length > MAX_THREADS) throw new UsageError(`${lineOf(["threads"])}: threads`, `at most ${MAX_THREADS} threads, got ${names.length}`);
+  return names.map((name) => {
+    const base = ["threads", name] as const;
+    if (!/^[A-Za-z_][\w-]*$/.test(name)) throw new UsageError(`${lineOf(base)}: ${fieldName(base)}`, "a thread name is letters, digits, _ and - (starting with a letter or _)");
+    const list = raw[name];
+    if (!Array.isArray(list) || list.length === 0) throw new UsageError(`${lineOf(base)}: ${fieldName(base)}`, "give a list of at least one step");
+    const steps = list.map((s: unknown, index): ScenarioStep => {
+      const at = [...base, index] as const;
+      const where = lineOf(at);
+      parseWith(threadStepSchema, s, at, lineOf);
+      const text = typeof s === "string" ? s : String((s as { run: string }).run);
+      const runAt = typeof s === "string" ? at : ([...at, "run"] as const);
+      const runWhere = `${lineOf(runAt)}: ${fieldName(runAt)}`;
+      if (text.trim() === "") throw new UsageError(runWhere, "empty command");
+      const { invocation, cmd } = parseStepCommand(text, runWhere, registry);
+      return { index, where, command: text, invocation, cmd, expect: null, show: [] };
+    });
+    return { name, where: lineOf(base), steps };
+  });
 }

@@ -42,7 +42,7 @@ function rcLine(s: StepResult): string {
 }
 
 function renderStep(s: StepResult): string {
-  let out = `$ ${s.command}\n${withNewline(s.stdout)}`;
+  let out = `$ ${s.thread ? `[${s.thread}] ` : ""}${s.command}\n${withNewline(s.stdout)}`;
   if (s.rc !== 0) out += `${rcLine(s)}\n`;
   for (const line of violationLines(s.violations)) out += `${line}\n`;
   if (s.verdict) {
@@ -92,6 +92,7 @@ export function runJson(r: RunResult): object {
     expectations: r.expectations,
     steps: r.steps.map((s) => ({
       step: s.step,
+      thread: s.thread,
       where: s.where,
       command: s.command,
       stdout: s.stdout,

@@ -4,18 +4,20 @@
  * and (when asked) the state after it. The result is data; render.ts turns it into text or JSON. Nothing
  * here reads a clock or a random source: the same scenario gives the same result, byte for byte.
  */
-import { UsageError } from "../errors.ts";
-import { bootKernel } from "../kernel/boot.ts";
+
+import { checkInvariants } from "../check/invariants.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import type { Violation } from "../kernel/sanitizer.ts";
 import { type IomemEntry, iomemJson, renderIomem } from "../report/iomem.ts";
 import { type MemoryBlockJson, memoryBlocksJson, renderMemoryBlocks } from "../report/memory_blocks.ts";
 import { type PgmapJson, pgmapsJson, renderPgmaps } from "../report/pgmaps.ts";
 import { renderZoneinfo, type ZoneJson, zoneinfoJson } from "../report/zoneinfo.ts";
+import { Execution } from "../sched/execution.ts";
 import type { StepOutput } from "./commands.ts";
 import { errnoLabel, strerror } from "./errno_text.ts";
-import type { Expect, Scenario, ScenarioStep } from "./load.ts";
+import type { Expect, Scenario } from "./load.ts";
 import { SHOW_PARTS, type ShowPart } from "./schema.ts";
+import { bootScenario, runStep, threadPrograms } from "./threads.ts";
 
 export interface RunOptions {
   /** State to record after every step (a step's own `show:` adds to it). */
@@ -38,8 +40,10 @@ export interface Verdict {
 }
 
 export interface StepResult {
-  /** 1-based, as printed. */
+  /** 1-based, as printed (within its thread, for a thread's step). */
   step: number;
+  /** The thread the step belongs to, or null for the scenario's steps. */
+  thread: string | null;
   where: string;
   command: string;
   stdout: string;
@@ -149,24 +153,6 @@ export function checkExpect(e: Expect, out: StepOutput, violations: readonly Vio
   return { ok: failures.length === 0, checked, failures };
 }
 
-function bootScenario(s: Scenario): Kernel {
-  try {
-    return s.variant ? bootKernel(s.machine, s.variant) : bootKernel(s.machine);
-  } catch (e) {
-    if (e instanceof UsageError) throw new UsageError(s.machineWhere, e.message);
-    throw e;
-  }
-}
-
-function runStep(k: Kernel, step: ScenarioStep): StepOutput {
-  try {
-    return step.cmd.run(k, step.invocation, { where: step.where });
-  } catch (e) {
-    if (e instanceof UsageError) throw new UsageError(`${step.where}: step ${step.index + 1}`, e.message);
-    throw e;
-  }
-}
-
 /** Boot the scenario's machine and run its steps. */
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const k = bootScenario(s);
@@ -174,10 +160,24 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const steps: StepResult[] = [];
   let checked = 0;
   let failed = 0;
+  const seen = new Set<string>();
+  /** Invariants after a step: a broken one is reported once, at the step where it first shows. */
+  const invariants = (): Violation[] => {
+    const out: Violation[] = [];
+    for (const v of checkInvariants(k)) {
+      const key = `${v.kind}|${v.detail}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      k.sanitizer.report(v);
+      out.push(v);
+    }
+    return out;
+  };
   for (const step of s.steps) {
     const v0 = k.sanitizer.violations.length;
     const l0 = k.log.length;
     const out = runStep(k, step);
+    invariants();
     const violations = k.sanitizer.violations.slice(v0);
     const log = k.log.slice(l0);
     const verdict = step.expect ? checkExpect(step.expect, out, violations) : null;
@@ -188,6 +188,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     const parts = SHOW_PARTS.filter((p) => always.includes(p) || step.show.includes(p));
     steps.push({
       step: step.index + 1,
+      thread: null,
       where: step.where,
       command: step.command,
       stdout: out.stdout,
@@ -201,6 +202,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       state: parts.map((p) => statePart(k, p, log)),
     });
   }
+  if (s.threads.length) steps.push(...runThreadsInOrder(k, s, always));
   return {
     scenario: s.name,
     description: s.description,
@@ -211,4 +213,48 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     expectations: { checked, failed },
     ok: failed === 0,
   };
+}
+
+/**
+ * The threads without interleaving: each runs until it finishes or waits, then the next one that can go on
+ * (the schedule `zonedev explore` tries first). A thread left waiting when nothing can run is a hang.
+ */
+function runThreadsInOrder(k: Kernel, s: Scenario, always: readonly ShowPart[]): StepResult[] {
+  const exec = new Execution(k, threadPrograms(s), checkInvariants);
+  let prev = -1;
+  for (;;) {
+    const en = exec.enabled();
+    if (en.length === 0) break;
+    const t = en.includes(prev) ? prev : en[0]!;
+    exec.step(t);
+    prev = t;
+  }
+  const waiting = new Map(exec.waiters().map((w) => [w.thread, w]));
+  const out: StepResult[] = [];
+  s.threads.forEach((th, t) => {
+    th.steps.forEach((step, i) => {
+      const trs = exec.transitions.filter((tr) => tr.thread === t && tr.step === i);
+      if (trs.length === 0) return;
+      const done = trs.find((tr) => tr.result !== undefined)?.result;
+      const w = waiting.get(t);
+      const o: StepOutput = done ?? (w ? { stdout: `hang: waiting in ${w.at}${w.holder ? ` for ${w.holder}` : ""}\n`, rc: -1, hang: { at: w.at, holder: w.holder } } : { stdout: "", rc: -1 });
+      const log = trs.flatMap((tr) => tr.log);
+      out.push({
+        step: i + 1,
+        thread: th.name,
+        where: step.where,
+        command: step.command,
+        stdout: o.stdout,
+        rc: o.rc,
+        errno: o.errno !== undefined ? errnoLabel(o.errno) : null,
+        hang: o.hang ?? null,
+        violations: trs.flatMap((tr) => tr.violations),
+        log,
+        expect: null,
+        verdict: null,
+        state: SHOW_PARTS.filter((p) => always.includes(p)).map((p) => statePart(k, p, log)),
+      });
+    });
+  });
+  return out;
 }

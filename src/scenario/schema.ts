@@ -2,9 +2,8 @@
  * The scenario format (docs/scenarios.md), as a zod schema. docs/scenario.schema.json is generated from it
  * (`npx tsx src/scenario/write-schema.ts`) and a test keeps the committed file equal to the generated one.
  *
- * A scenario is a machine, an optional kernel variant and a list of steps run in order. `threads:` (step
- * lists run concurrently, issue 6) will sit beside `steps:` and reuse the step schema; until then the loader
- * refuses it by name.
+ * A scenario is a machine, an optional kernel variant, a list of steps run in order and, optionally, threads:
+ * step lists run concurrently after the steps, whose interleavings `zonedev explore` tries (docs/explore.md).
  */
 import { z } from "zod";
 import type { ViolationKind } from "../kernel/sanitizer.ts";
@@ -19,6 +18,12 @@ export const VIOLATION_KINDS = [
   "negative-refcount",
   "idle-page-touched",
   "null-pointer-dereference",
+  "pgmap-ref-mismatch",
+  "dangling-pte",
+  "device-pfn-in-buddy",
+  "zone-span",
+  "subsection-map",
+  "max-pfn",
   "warning",
 ] as const satisfies readonly ViolationKind[];
 
@@ -93,13 +98,40 @@ export const machineSchema = z
   .union([presetMachineSchema, fileMachineSchema, dmesgMachineSchema, machineFileSchema])
   .describe("{ preset }, { file }, { dmesg }, or an inline machine spec (docs/machine-spec.md)");
 
+/** A thread's step: a command, without expectations (its result depends on the schedule). */
+export const threadStepSchema = z.union([commandText, z.object({ run: commandText }).strict()], {
+  error: "a thread step is a command string or { run: COMMAND } (expectations go in explore:)",
+});
+
+export const EXPLORE_VERDICTS = ["none", "hang", ...VIOLATION_KINDS.filter((v) => v !== "warning")] as const;
+
+export const exploreSchema = z
+  .object({
+    expect: z
+      .enum(EXPLORE_VERDICTS)
+      .describe("What exhaustive exploration finds: none (every schedule is clean), hang (some schedule cannot finish), or the violation kind some schedule reaches"),
+    absent: z
+      .array(z.enum(EXPLORE_VERDICTS.filter((v) => v !== "none") as [string, ...string[]]))
+      .optional()
+      .describe("Kinds no schedule may reach (hang or violation kinds): what makes the verdict exact when expect names another kind"),
+    schedules: z.number().int().min(1).optional().describe("Golden count: executions exhaustive exploration runs to an end (with sleep sets; a change in semantics or reduction shows here)"),
+    states: z.number().int().min(1).optional().describe("Golden count: distinct end states"),
+    depth: z.number().int().min(0).optional().describe("Preemption bound for the exhaustive search (default: none)"),
+  })
+  .strict();
+
 export const scenarioSchema = z
   .object({
     name: z.string().optional(),
     description: z.string().optional(),
     machine: machineSchema,
     variant: z.string().optional().describe("The kernel variant (era or proposal); overrides the machine's"),
-    steps: z.array(stepSchema).min(1).describe("Commands run in order, one after the other"),
+    steps: z.array(stepSchema).min(1).optional().describe("Commands run in order, one after the other (with threads: the setup before they start)"),
+    threads: z
+      .record(z.string().regex(/^[A-Za-z_][\w-]*$/), z.array(threadStepSchema).min(1))
+      .optional()
+      .describe("Step lists run concurrently after steps: (at most 26); `zonedev run` takes them one after the other, `zonedev explore` tries their interleavings"),
+    explore: exploreSchema.optional().describe("The expected verdict of `zonedev explore` (needs threads:)"),
   })
   .strict();
 

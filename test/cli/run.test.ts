@@ -154,9 +154,9 @@ describe("zonedev run: bad input is one line and exit 2", () => {
     expectUsageError(run("run", f), new RegExp(`^zonedev: ${f}:1: machine\\.preset: unknown preset 'qemu-nope'`));
   });
 
-  it("threads: not supported yet", () => {
+  it("threads: must be a mapping of step lists", () => {
     const f = file("threads.yaml", `${PRESET}steps: [echo x]\nthreads: []\n`);
-    expectUsageError(run("run", f), new RegExp(`^zonedev: ${f}:3: threads: not supported yet`));
+    expectUsageError(run("run", f), new RegExp(`^zonedev: ${f}:3: threads: give a mapping of thread names to step lists$`));
   });
 
   it("a missing scenario file", () => {

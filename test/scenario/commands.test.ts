@@ -213,6 +213,6 @@ describe("CommandRegistry", () => {
   });
 
   it("the built-ins", () => {
-    assert.deepEqual(builtinCommands().names(), ["echo", "cat", "add_memory", "remove_memory", "memremap", "memunmap", "zone_device_page_init", "get_page", "put_page", "ndctl", "daxctl", "process", "mmap", "access", "gup", "unpin", "odirect_read", "munmap", "pagetable", "smaps", "exit"]);
+    assert.deepEqual(builtinCommands().names(), ["echo", "cat", "add_memory", "remove_memory", "memremap", "memunmap", "zone_device_page_init", "get_page", "put_page", "ndctl", "daxctl", "process", "mmap", "access", "gup", "unpin", "odirect_read", "munmap", "pagetable", "smaps", "exit", "mkfs.xfs", "mkfs.ext4", "mount", "umount", "xfs_io", "truncate", "rm", "sysctl", "signals"]);
   });
 });

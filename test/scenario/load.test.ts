@@ -100,7 +100,7 @@ describe("bad scenarios: one line, file:line: field: reason", () => {
   it("not a mapping, missing machine or steps, empty steps", () => {
     assert.equal(loadError("- a\n"), "s.yaml:1: a scenario is a mapping with machine: and steps: (docs/scenarios.md)");
     assert.equal(loadError("steps: [echo x]\n"), "s.yaml:1: machine: required");
-    assert.equal(loadError(PRESET), "s.yaml:1: steps: required");
+    assert.equal(loadError(PRESET), "s.yaml:1: steps: required (or threads:)");
     assert.equal(loadError(`${PRESET}steps: []\n`), "s.yaml:2: steps: give a list of at least one step");
   });
 
@@ -108,14 +108,19 @@ describe("bad scenarios: one line, file:line: field: reason", () => {
     assert.equal(loadError(`${PRESET}steps: [echo x]\ncolour: red\n`), "s.yaml:3: colour: unknown field");
   });
 
-  it("threads: refused by name, not yet supported", () => {
-    assert.match(loadError(`${PRESET}steps: [echo x]\nthreads:\n  - steps: [echo y]\n`), /^s\.yaml:3: threads: not supported yet: .*issue 6/);
+  it("threads: a mapping of names to step lists; explore: needs threads", () => {
+    assert.equal(loadError(`${PRESET}steps: [echo x]\nthreads:\n  - steps: [echo y]\n`), "s.yaml:3: threads: give a mapping of thread names to step lists");
+    assert.equal(loadError(`${PRESET}threads:\n  a: []\n`), "s.yaml:3: threads.a: give a list of at least one step");
+    assert.match(loadError(`${PRESET}threads:\n  a: [frobnicate]\n`), /^s\.yaml:3: threads\.a\[0\]: unknown command 'frobnicate'/);
+    assert.match(loadError(`${PRESET}threads:\n  a: [{ run: echo x, expect: { rc: 0 } }]\n`), /^s\.yaml:3: threads\.a\[0\]\.expect: unknown field/);
+    assert.equal(loadError(`${PRESET}steps: [echo x]\nexplore: { expect: hang }\n`), "s.yaml:3: explore: needs threads: to explore");
+    assert.match(loadError(`${PRESET}threads:\n  a: [echo x]\nexplore: { expect: sometimes }\n`), /^s\.yaml:4: explore\.expect: /);
   });
 
   it("an unknown step command names the step", () => {
     assert.equal(
       loadError(`${PRESET}steps:\n  - echo x\n  - frobnicate 1 2\n`),
-      "s.yaml:4: steps[1]: unknown command 'frobnicate' (known: echo, cat, add_memory, remove_memory, memremap, memunmap, zone_device_page_init, get_page, put_page, ndctl, daxctl, process, mmap, access, gup, unpin, odirect_read, munmap, pagetable, smaps, exit)",
+      "s.yaml:4: steps[1]: unknown command 'frobnicate' (known: echo, cat, add_memory, remove_memory, memremap, memunmap, zone_device_page_init, get_page, put_page, ndctl, daxctl, process, mmap, access, gup, unpin, odirect_read, munmap, pagetable, smaps, exit, mkfs.xfs, mkfs.ext4, mount, umount, xfs_io, truncate, rm, sysctl, signals)",
     );
     assert.match(loadError(`${PRESET}steps:\n  - echo x\n  - run: frobnicate\n    expect: { rc: 0 }\n`), /^s\.yaml:4: steps\[1\]\.run: unknown command 'frobnicate'/);
   });

@@ -156,7 +156,7 @@ describe("rendering", () => {
     assert.equal(j.ok, true);
     assert.deepEqual(j.expectations, { checked: 3, failed: 0 });
     assert.equal(j.steps.length, 4);
-    assert.deepEqual(Object.keys(j.steps[0]!), ["step", "where", "command", "stdout", "rc", "errno", "hang", "violations", "log", "expect", "verdict", "state"]);
+    assert.deepEqual(Object.keys(j.steps[0]!), ["step", "thread", "where", "command", "stdout", "rc", "errno", "hang", "violations", "log", "expect", "verdict", "state"]);
     assert.equal(j.steps[2]!.stdout, "echo: write error: Invalid argument\n");
     assert.equal(j.steps[2]!.errno, "-EINVAL");
     const movable = j.steps[1]!.state.zoneinfo!.find((z) => z.zone === "Movable");

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { builtinCommands } from "../../src/scenario/commands.ts";
+import { exploreScenario } from "../../src/scenario/explore.ts";
 import { loadScenario } from "../../src/scenario/load.ts";
 import { failureLines } from "../../src/scenario/render.ts";
 import { runScenario } from "../../src/scenario/runner.ts";
@@ -22,10 +23,18 @@ describe("scenarios/", () => {
 
   for (const f of files) {
     it(`${f}: every expectation holds`, () => {
-      const r = runScenario(loadScenario(join(DIR, f), builtinCommands()));
+      const s = loadScenario(join(DIR, f), builtinCommands());
+      const r = runScenario(s);
       assert.deepEqual(failureLines(r), []);
-      assert.ok(r.expectations.checked > 0, "a scenario in scenarios/ checks something");
       assert.equal(r.ok, true);
+      if (s.explore) {
+        // The explorer's verdict and golden counts (docs/explore.md): exhaustive, sleep sets + DPOR.
+        const e = exploreScenario(s);
+        assert.deepEqual(e.verdict?.failures, [], `${f}: ${e.verdict?.failures.join("; ")}`);
+        assert.equal(e.result.complete, true);
+      } else {
+        assert.ok(r.expectations.checked > 0, "a scenario in scenarios/ checks something");
+      }
     });
   }
 

@@ -12,7 +12,10 @@
  * - truncate: ext4_setattr / xfs_setattr_size: invalidate lock exclusive, break layouts (dax_layout_busy_page
  *   of the whole file, then wait_var_event until the busy page's refcount is 1, dropping the lock while
  *   asleep), truncate_pagecache, free the blocks.
- * - unlink / last close / del_gendisk's invalidate_inodes / umount: evict (truncate_inode_pages_final) with no
+ * - mkfs leaves the filesystem type on the disk (mkfsDaxFs); mount(2) of the disk checks it (mountDisk).
+ * - files: a struct file lives while its descriptor is open or a VMA maps it (MappedFile.release on the last
+ *   munmap); write(2) allocates written extents.
+ * - unlink / last fput / del_gendisk's invalidate_inodes / umount: evict (truncate_inode_pages_final) with no
  *   layout break; an unlinked inode's blocks are freed then.
  * - XFS ->notify_failure (xfs_dax_notify_failure): with rmapbt, the failed range's rmap owners: metadata shuts
  *   the filesystem down, in-core files get mf_dax_kill_procs; without rmapbt -EOPNOTSUPP.
@@ -55,7 +58,7 @@ export interface DaxInode {
   size: number;
   extents: Extent[];
   nlink: number;
-  /** Open files (struct file references other than mappings). */
+  /** Live struct files of this inode (each held by its descriptor, by the VMAs mapping it, or both). */
   opens: number;
   /** i_mapping while the inode is in core (null once evicted). */
   mapping: AddressSpace | null;
@@ -349,6 +352,71 @@ export function allFilesystems(k: Kernel): DaxFs[] {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// What mkfs leaves on a disk, and mount(2) of it
+
+/** The superblock mkfs wrote, as far as mount cares: which filesystem, and whether XFS has the rmap btree. */
+export interface OnDiskFs {
+  readonly kind: DaxFsKind;
+  readonly rmapbt: boolean;
+}
+
+const ON_DISK = new WeakMap<Kernel, Map<string, OnDiskFs>>();
+
+function onDisk(k: Kernel): Map<string, OnDiskFs> {
+  let m = ON_DISK.get(k);
+  if (!m) {
+    m = new Map();
+    ON_DISK.set(k, m);
+  }
+  return m;
+}
+
+/** The filesystem mkfs last wrote to a disk (what blkid reports as its TYPE), if any. */
+export function onDiskFs(k: Kernel, disk: string): OnDiskFs | null {
+  return onDisk(k).get(disk) ?? null;
+}
+
+/**
+ * mkfs.xfs / mkfs.ext4 writing a new, empty filesystem to a disk: -ENOENT when the disk does not exist, -EBUSY
+ * while a filesystem on it is mounted (both tools look in /proc/mounts and refuse). The model keeps only the
+ * type and rmapbt, by disk name (so a namespace reconfigured under the same disk name keeps it).
+ */
+export function mkfsDaxFs(k: Kernel, disk: string, kind: DaxFsKind, opts: { rmapbt?: boolean } = {}): Errno {
+  const rc = diskFreeForMkfs(k, disk);
+  if (rc) return rc;
+  onDisk(k).set(disk, { kind, rmapbt: kind === "xfs" && (opts.rmapbt ?? false) });
+  return 0;
+}
+
+/** What mkfs finds before it writes: -ENOENT (no such disk), -EBUSY (a filesystem on it is mounted), or 0. */
+export function diskFreeForMkfs(k: Kernel, disk: string): Errno {
+  if (!findBlockDevice(k, disk)) return -ENOENT;
+  if (allFilesystems(k).some((fs) => fs.disk === disk)) return -EBUSY;
+  return 0;
+}
+
+/**
+ * mount(2) -o dax of a disk mkfsDaxFs formatted. A type given (-t) that is not what the disk holds fails in the
+ * fs's superblock check with -EINVAL (XFS: "Invalid superblock magic number"; ext4: "VFS: Can't find ext4
+ * filesystem"); without a type the on-disk one is used (libmount's blkid probe) and an unformatted disk is
+ * -EINVAL. A disk that does not exist is -ENOENT; the rest is mountDaxFs.
+ */
+// ref: fs/super.c get_tree_bdev; fs/xfs/xfs_mount.c xfs_readsb; fs/ext4/super.c ext4_load_super
+export function* mountDisk(k: Kernel, disk: string, mountpoint: string, type: DaxFsKind | null): KernelPath<DaxFs | Errno> {
+  if (!findBlockDevice(k, disk)) return -ENOENT;
+  if (mountedSupers(k).has(mountpoint) || allFilesystems(k).some((fs) => fs.disk === disk)) return -EBUSY;
+  const sb = onDiskFs(k, disk);
+  const kind = type ?? sb?.kind ?? null;
+  if (kind === null) return -EINVAL;
+  if (!sb || sb.kind !== kind) {
+    yield step(`${kind === "xfs" ? "xfs_readsb" : "ext4_load_super"}(${disk})`);
+    k.printk(fsMsg({ kind, disk }, kind === "xfs" ? "Invalid superblock magic number" : "VFS: Can't find ext4 filesystem"));
+    return -EINVAL;
+  }
+  return yield* mountDaxFs(k, kind, disk, mountpoint, { rmapbt: sb.rmapbt });
+}
+
 /** umount: -EBUSY while a file is open or mapped; else evict every inode and give the dax_device back. */
 // ref: fs/super.c generic_shutdown_super (evict_inodes); fs/xfs/xfs_super.c xfs_fs_put_super, xfs_free_buftarg; fs/ext4/super.c ext4_put_super
 export function* umountDaxFs(k: Kernel, fs: DaxFs): KernelPath<Errno> {
@@ -398,41 +466,112 @@ export function createFile(k: Kernel, fs: DaxFs, name: string, size: number): Da
   return inode;
 }
 
-/** An open DAX file: what mmap sees, plus the inode behind it. */
+/**
+ * An open DAX file (struct file): what mmap sees, plus the inode behind it. Its f_count is one reference for
+ * the descriptor (until close) and one for the VMAs mapping it (taken by the first mmap, dropped through
+ * release() when munmap or exit removes the last of them, as remove_vma's fput does); __fput runs when both
+ * are gone, so a file that is closed but still mapped lives until munmap.
+ */
 export interface DaxFile extends MappedFile {
   readonly fs: DaxFs;
   readonly inode: DaxInode;
+  /** The descriptor was closed (close(2)), or there never was one (daxFsOpenPath). */
   closed: boolean;
+  /** f_count: the descriptor's reference plus the mappings' one; 0 once __fput ran (or before the first mmap). */
+  refs: number;
 }
 
-/** open(2): -ENOENT; the inode is brought back in core if it was evicted. */
-// ref: fs/open.c do_dentry_open (ext4_file_open, xfs_file_open)
-export function openFile(k: Kernel, fs: DaxFs, name: string): DaxFile | Errno {
-  const inode = fs.inodes.get(name);
-  if (!inode) return -ENOENT;
+/** get_file: the first reference brings the struct file to life (the inode counts it). */
+function fget(file: DaxFile): void {
+  if (file.refs++ === 0) file.inode.opens++;
+}
+
+/** fput: the last reference runs __fput: the inode loses the file, and an unlinked inode nothing holds is evicted. */
+// ref: fs/file_table.c fput, __fput; fs/inode.c iput_final
+function* fput(k: Kernel, file: DaxFile): KernelPath<void> {
+  if (file.refs === 0) return;
+  if (--file.refs > 0) return;
+  file.inode.opens--;
+  yield step(`__fput(${file.path})`);
+  yield* iputMaybeEvict(k, file.fs, file.inode);
+}
+
+/** Does a VMA (of any process) map this very struct file? */
+function fileMapped(file: DaxFile): boolean {
+  for (const v of file.mapping.iMmap) if (v.file === file) return true;
+  return false;
+}
+
+/** A struct file of the inode, with no reference yet. */
+function newFile(k: Kernel, fs: DaxFs, inode: DaxInode): DaxFile {
   const mapping = instantiate(k, fs, inode);
-  inode.opens++;
   const file: DaxFile = {
     path: mapping.host,
     fs,
     inode,
-    closed: false,
+    closed: true,
+    refs: 0,
     mapping,
     size: () => inode.size,
-    mmap: (vma) => daxFsMmap(k, fs, inode, vma),
+    mmap: (vma) => {
+      const rc = daxFsMmap(k, fs, inode, vma);
+      // mmap_region: vma->vm_file = get_file(file); the model keeps one reference for all of the file's VMAs.
+      if (rc === 0 && !fileMapped(file)) fget(file);
+      return rc;
+    },
+    release: () => fput(k, file),
     unmappedAreaAlign: (len, pgoff) => thpUnmappedAreaAlign(k, len, pgoff),
   };
   return file;
 }
 
-/** close(2): the last reference of an unlinked inode evicts it (and frees its blocks). */
-// ref: fs/file_table.c __fput; fs/inode.c iput_final
+/** open(2): -ENOENT; -EIO on a shut-down XFS; the inode is brought back in core if it was evicted. */
+// ref: fs/open.c do_dentry_open; fs/xfs/xfs_iops.c xfs_vn_lookup; fs/xfs/xfs_file.c xfs_file_open; fs/ext4/file.c ext4_file_open
+export function openFile(k: Kernel, fs: DaxFs, name: string): DaxFile | Errno {
+  // xfs_lookup and xfs_file_open both answer -EIO once the filesystem is shut down.
+  if (fs.kind === "xfs" && fs.shutdown) return -EIO;
+  const inode = fs.inodes.get(name);
+  if (!inode) return -ENOENT;
+  const file = newFile(k, fs, inode);
+  file.closed = false;
+  fget(file);
+  return file;
+}
+
+/** close(2): drops the descriptor's reference; the last reference evicts an unlinked inode (and frees its blocks). */
+// ref: fs/open.c filp_close; fs/file_table.c fput
 export function* closeFile(k: Kernel, file: DaxFile): KernelPath<void> {
   if (file.closed) return;
   file.closed = true;
-  file.inode.opens--;
-  yield step(`__fput(${file.path})`);
-  yield* iputMaybeEvict(k, file.fs, file.inode);
+  yield* fput(k, file);
+}
+
+/**
+ * write(2) of len bytes at pos into an open DAX file (dax_iomap_rw through the fs's write iomap): blocks past
+ * the allocated end are allocated as written extents and i_size grows; returns the bytes written. -EIO on a
+ * shut-down XFS; -ENXIO once the dax_device is dead (dax_direct_access fails; the kernel has allocated by
+ * then, the model checks first and changes nothing); -ENOSPC. Departure: a write starting past the end
+ * allocates the gap too (no holes in the model).
+ */
+// ref: fs/xfs/xfs_file.c xfs_file_write_iter, xfs_file_dax_write; fs/ext4/file.c ext4_dax_write_iter; fs/dax.c dax_iomap_rw
+export function* writeFile(k: Kernel, file: DaxFile, pos: number, len: number): KernelPath<number> {
+  const { fs, inode } = file;
+  if (pos < 0 || len < 0 || !Number.isInteger(pos) || !Number.isInteger(len)) return -EINVAL;
+  if (fs.kind === "xfs" && fs.shutdown) return -EIO;
+  if (len === 0) return 0;
+  yield step(fs.kind === "xfs" ? "xfs_file_dax_write: xfs_ilock(XFS_IOLOCK_EXCL)" : "ext4_dax_write_iter: inode_lock");
+  if (!fs.dax.alive) return -ENXIO;
+  const bs = fs.blockSize;
+  const have = inode.extents.reduce((n, x) => Math.max(n, x.fileBlock + x.len), 0);
+  const need = Math.ceil((pos + len) / bs);
+  if (need > have) {
+    const ext = allocBlocks(k, fs, have, need - have);
+    if (typeof ext === "number") return ext;
+    inode.extents.push(...ext);
+  }
+  yield step("dax_iomap_rw: dax_copy_from_iter");
+  inode.size = Math.max(inode.size, pos + len);
+  return len;
 }
 
 /**
@@ -478,9 +617,9 @@ function* invalidateInodes(k: Kernel, fs: DaxFs, _killDirty: boolean): KernelPat
 /** unlink(2): the name goes now; the inode and its blocks when nothing holds it any more. */
 // ref: fs/namei.c vfs_unlink; fs/ext4/namei.c ext4_unlink; fs/xfs/xfs_inode.c xfs_remove
 export function* unlinkFile(k: Kernel, fs: DaxFs, name: string): KernelPath<Errno> {
+  if (fs.kind === "xfs" && fs.shutdown) return -EIO;
   const inode = fs.inodes.get(name);
   if (!inode) return -ENOENT;
-  if (fs.kind === "xfs" && fs.shutdown) return -EIO;
   fs.inodes.delete(name);
   inode.nlink = 0;
   fs.orphans.add(inode);
@@ -552,10 +691,10 @@ export function* breakLayouts(k: Kernel, fs: DaxFs, inode: DaxInode, who: string
  */
 // ref: fs/ext4/inode.c ext4_setattr; fs/xfs/xfs_iops.c xfs_vn_setattr_size, xfs_setattr_size; mm/truncate.c truncate_setsize
 export function* truncateFile(k: Kernel, fs: DaxFs, name: string, newSize: number): KernelPath<Errno> {
+  if (fs.kind === "xfs" && fs.shutdown) return -EIO;
   const inode = fs.inodes.get(name);
   if (!inode) return -ENOENT;
   if (newSize < 0 || !Number.isInteger(newSize)) return -EINVAL;
-  if (fs.kind === "xfs" && fs.shutdown) return -EIO;
   const who = `truncate(${fs.mountpoint.replace(/\/$/, "")}/${name})`;
   const fn = fs.kind === "xfs" ? "xfs_vn_setattr_size" : "ext4_setattr";
   yield* downWrite(inode.invalidateLock, fn, who);
@@ -763,10 +902,14 @@ export function* xfsDaxNotifyFailure(k: Kernel, fs: DaxFs, _dax: DaxDevice, offs
   return yield* xfsDaxNotifyDdevFailure(k, fs, btobb(offset), btobb(len), mfFlags, current);
 }
 
-/** A resolver for scenario steps: an absolute path on a mounted DAX filesystem, opened. */
+/**
+ * A resolver for scenario steps that map a file: `fd = open(path); mmap(fd); close(fd)` folded into one struct
+ * file with no descriptor, which comes to life with its first mapping and goes with its last (release). A
+ * failed mmap leaves nothing open. null when nothing is at the path, or when XFS is shut down (open's -EIO).
+ */
 export function daxFsOpenPath(k: Kernel, path: string): DaxFile | null {
   const hit = daxFsLookup(k, path);
   if (!hit) return null;
-  const f = openFile(k, hit.fs, hit.inode.name);
-  return typeof f === "number" ? null : f;
+  if (hit.fs.kind === "xfs" && hit.fs.shutdown) return null;
+  return newFile(k, hit.fs, hit.inode);
 }

@@ -57,3 +57,17 @@ export function* zapHugeEntry(_k: Kernel, vma: Vma, t: PtTable, idx: number): Ke
   // Devmap or not, a huge entry in a DAX VMA is a special huge mapping (vma_is_special_huge): no reference to put.
   pt.clear(t, idx);
 }
+
+/**
+ * __split_huge_pmd / __split_huge_pud of a huge entry in a DAX VMA (vma_is_special_huge): nothing is split
+ * into a lower table; the entry is cleared (pmdp_huge_clear_flush_notify), so the fault that asked for the
+ * split re-faults the address at the next level down. Devmap pages hold no reference to drop.
+ */
+// ref: mm/huge_memory.c __split_huge_pmd, __split_huge_pmd_locked, __split_huge_pud, __split_huge_pud_locked
+export function* splitHugeEntry(_k: Kernel, vma: Vma, t: PtTable, idx: number): KernelPath<void> {
+  const pt = vma.mm.pgd;
+  const level = pt.levels[t.depth]!.name;
+  yield step(`__split_huge_${level}: ${level}_lock`);
+  pt.clear(t, idx);
+  yield step(`__split_huge_${level}_locked: ${level}p_huge_clear_flush_notify`);
+}

@@ -112,8 +112,17 @@ function extentPage(e: Extent, pfn: number): PageValue {
   return { ...e.compound.tail, compoundHead: pfn - off };
 }
 
-/** One section's struct pages, one typed array per field. */
-class SectionPages {
+/** One field of extentPage(e, pfn), without building the page. */
+function extentField(e: Extent, pfn: number, f: PageField): number {
+  const c = e.compound;
+  if (!c) return e.value[f];
+  const off = (pfn - c.base) % 2 ** c.order;
+  if (off === 0) return e.value[f];
+  return f === "compoundHead" ? pfn - off : c.tail[f];
+}
+
+/** One section's struct pages, one typed array per field. Reached through mm/page_access.ts only. */
+export class SectionPages {
   readonly state: Uint8Array;
   readonly flags: Uint32Array;
   readonly zone: Uint8Array;
@@ -163,6 +172,30 @@ class SectionPages {
     this.fill(i, i + 1, v);
   }
 
+  /**
+   * Indices [lo, hi) (pfns base + lo …) laid out as compound pages: tails everywhere, then each head's value and
+   * each block's compoundHead — a fill per field and per compound page instead of a write per struct page.
+   */
+  fillCompound(lo: number, hi: number, base: number, head: Readonly<PageValue>, c: CompoundLayout): void {
+    this.fill(lo, hi, c.tail);
+    const size = 2 ** c.order;
+    const first = base + lo;
+    for (let h = c.base + Math.floor((first - c.base) / size) * size; h < base + hi; h += size) {
+      const i = h - base;
+      if (i >= lo) this.put(i, head);
+      const from = Math.max(lo, i + 1);
+      const to = Math.min(hi, i + size);
+      if (to > from) this.compoundHead.fill(h, from, to);
+    }
+  }
+
+  /** Are all of [lo, hi) initialised? */
+  allInitialised(lo: number, hi: number): boolean {
+    const st = this.state;
+    for (let i = lo; i < hi; i++) if (st[i] !== PageState.Initialised) return false;
+    return true;
+  }
+
   get(i: number): PageValue {
     return {
       state: this.state[i]!,
@@ -187,9 +220,25 @@ export class Memmap {
   private readonly pagesPerSection: number;
   private extents: Extent[] = [];
   private readonly sections = new Map<number, SectionPages>();
+  /** The last section looked up (hot loops stay inside one section for hundreds of pages). */
+  private lastNr = -1;
+  private lastArr: SectionPages | undefined = undefined;
 
   constructor(geo: Geometry) {
     this.pagesPerSection = geo.pagesPerSection;
+  }
+
+  private section(nr: number): SectionPages | undefined {
+    if (nr === this.lastNr) return this.lastArr;
+    const arr = this.sections.get(nr);
+    this.lastNr = nr;
+    this.lastArr = arr;
+    return arr;
+  }
+
+  private dropSection(nr: number): void {
+    this.sections.delete(nr);
+    if (nr === this.lastNr) this.lastNr = -1;
   }
 
   /** Index of the first extent whose end is > pfn. */
@@ -207,6 +256,11 @@ export class Memmap {
   private extentValue(pfn: number): PageValue {
     const e = this.extents[this.lowerBound(pfn)];
     return e && e.start <= pfn ? extentPage(e, pfn) : { ...NO_PAGE };
+  }
+
+  private extentAt(pfn: number): Extent | undefined {
+    const e = this.extents[this.lowerBound(pfn)];
+    return e && e.start <= pfn ? e : undefined;
   }
 
   /** Set every page in [start, end) to `value`: the way memmap init and teardown write whole ranges. */
@@ -248,9 +302,9 @@ export class Memmap {
       const base = nr * this.pagesPerSection;
       const lo = Math.max(start, base) - base;
       const hi = Math.min(end, base + this.pagesPerSection) - base;
-      if (lo === 0 && hi === this.pagesPerSection) this.sections.delete(nr);
+      if (lo === 0 && hi === this.pagesPerSection) this.dropSection(nr);
       else if (!layout) arr.fill(lo, hi, frozen);
-      else for (let i = lo; i < hi; i++) arr.put(i, extentPage({ start, end, value: frozen, compound: layout }, base + i));
+      else arr.fillCompound(lo, hi, base, frozen, layout);
     }
   }
 
@@ -265,7 +319,7 @@ export class Memmap {
   }
 
   private materialise(nr: number): SectionPages {
-    let arr = this.sections.get(nr);
+    let arr = this.section(nr);
     if (arr) return arr;
     arr = new SectionPages(this.pagesPerSection);
     const base = nr * this.pagesPerSection;
@@ -276,16 +330,18 @@ export class Memmap {
       const lo = Math.max(e.start, base) - base;
       const hi = Math.min(e.end, end) - base;
       if (!e.compound) arr.fill(lo, hi, e.value);
-      else for (let p = lo; p < hi; p++) arr.put(p, extentPage(e, base + p));
+      else arr.fillCompound(lo, hi, base, e.value, e.compound);
     }
     this.sections.set(nr, arr);
+    this.lastNr = nr;
+    this.lastArr = arr;
     return arr;
   }
 
   /** The struct page at pfn (a copy). */
   get(pfn: number): PageValue {
     const nr = Math.floor(pfn / this.pagesPerSection);
-    const arr = this.sections.get(nr);
+    const arr = this.section(nr);
     if (arr) return arr.get(pfn - nr * this.pagesPerSection);
     return this.extentValue(pfn);
   }
@@ -293,16 +349,17 @@ export class Memmap {
   /** One field of the struct page at pfn, without copying the page. */
   field(pfn: number, f: PageField): number {
     const nr = Math.floor(pfn / this.pagesPerSection);
-    const arr = this.sections.get(nr);
+    const arr = this.section(nr);
     if (arr) return arr[f][pfn - nr * this.pagesPerSection]!;
-    return this.extentValue(pfn)[f];
+    const e = this.extentAt(pfn);
+    return e ? extentField(e, pfn, f) : NO_PAGE[f];
   }
 
   state(pfn: number): PageState {
     const nr = Math.floor(pfn / this.pagesPerSection);
-    const arr = this.sections.get(nr);
+    const arr = this.section(nr);
     if (arr) return arr.state[pfn - nr * this.pagesPerSection]! as PageState;
-    return this.extentValue(pfn).state;
+    return this.extentAt(pfn)?.value.state ?? PageState.NoMemmap;
   }
 
   /** Write one field of one page (materialises its section). */
@@ -315,6 +372,47 @@ export class Memmap {
   setState(pfn: number, state: PageState): void {
     const nr = Math.floor(pfn / this.pagesPerSection);
     this.materialise(nr).state[pfn - nr * this.pagesPerSection] = state;
+  }
+
+  /**
+   * The section arrays holding [pfn, pfn + n) when that run lies in one section and every page of it is
+   * initialised (materialising the section when `materialise`), else null. For mm/page_access.ts's batched
+   * accessors.
+   */
+  runArrays(pfn: number, n: number, materialise: boolean): SectionPages | null {
+    const nr = Math.floor(pfn / this.pagesPerSection);
+    const off = pfn - nr * this.pagesPerSection;
+    if (off + n > this.pagesPerSection) return null;
+    let arr = this.section(nr);
+    if (!arr) {
+      const e = this.extentAt(pfn);
+      if (!e || e.end < pfn + n || e.value.state !== PageState.Initialised || (e.compound && e.compound.tail.state !== PageState.Initialised)) return null;
+      if (!materialise) return null;
+      arr = this.materialise(nr);
+      return arr;
+    }
+    return arr.allInitialised(off, off + n) ? arr : null;
+  }
+
+  /** Is every page of [pfn, pfn + n) initialised? (No materialisation.) */
+  runInitialised(pfn: number, n: number): boolean {
+    let p = pfn;
+    const end = pfn + n;
+    while (p < end) {
+      const nr = Math.floor(p / this.pagesPerSection);
+      const base = nr * this.pagesPerSection;
+      const to = Math.min(end, base + this.pagesPerSection);
+      const arr = this.section(nr);
+      if (arr) {
+        if (!arr.allInitialised(p - base, to - base)) return false;
+        p = to;
+        continue;
+      }
+      const e = this.extentAt(p);
+      if (!e || e.value.state !== PageState.Initialised || (e.compound && e.compound.tail.state !== PageState.Initialised)) return false;
+      p = Math.min(to, e.end);
+    }
+    return true;
   }
 
   /** Extents overlapping [start, end), clipped, with materialised sections shown as they are. */

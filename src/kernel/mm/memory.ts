@@ -6,7 +6,7 @@
 import { testBit } from "../../arch/pte.ts";
 import type { Kernel } from "../kernel.ts";
 import { type KernelPath, step } from "../path.ts";
-import { zapHugeEntry } from "./huge_memory.ts";
+import { splitHugeEntry, zapHugeEntry } from "./huge_memory.ts";
 import {
   type AddressSpace,
   type PageEntrySize,
@@ -154,10 +154,11 @@ export interface FaultOutcome {
 
 /**
  * handle_mm_fault for a user access at `address`: find the VMA, try a PUD then a PMD huge fault where the
- * mapping allows it, else the PTE fault. Errors are VM_FAULT_SIGSEGV (no VMA / no permission) and what the
- * handlers return.
+ * mapping allows it, else the PTE fault. A write to a read-only huge entry goes back to ->huge_fault; when
+ * that falls back, the entry is split (for DAX: zapped) and the fault continues a level down. Errors are
+ * VM_FAULT_SIGSEGV (no VMA / no permission) and what the handlers return.
  */
-// ref: mm/memory.c handle_mm_fault, __handle_mm_fault, create_huge_pud, create_huge_pmd, handle_pte_fault, do_fault, wp_pfn_shared
+// ref: mm/memory.c handle_mm_fault, __handle_mm_fault, create_huge_pud, create_huge_pmd, wp_huge_pud, wp_huge_pmd, handle_pte_fault, do_fault, wp_pfn_shared
 export function* handleMmFault(k: Kernel, vmaIn: Vma | null, address: number, write: boolean): KernelPath<FaultOutcome> {
   const vma = vmaIn;
   if (!vma || address < vma.start || address >= vma.end) return { ret: VM_FAULT_SIGSEGV, size: null };
@@ -182,13 +183,19 @@ export function* handleMmFault(k: Kernel, vmaIn: Vma | null, address: number, wr
       continue;
     }
     if (pt.isLeaf(t, idx)) {
-      // A huge entry is already there: a write to a read-only one goes back to ->huge_fault (wp_huge_pmd/pud).
-      if (write && !entryWrite(pt, t, idx) && vma.ops?.hugeFault) {
-        const ret = yield* vma.ops.hugeFault(vmf, size);
-        return { ret, size };
+      if (!write || entryWrite(pt, t, idx)) {
+        pt.set(t, idx, pt.fmt.mkyoung(pt.entry(slot)));
+        return { ret: 0, size };
       }
-      pt.set(t, idx, pt.fmt.mkyoung(pt.entry(slot)));
-      return { ret: 0, size };
+      // wp_huge_pmd / wp_huge_pud: a write to a read-only huge entry goes back to ->huge_fault; if that falls
+      // back (a private CoW write, dax_direct_access failing, an fs that cannot map it whole any more), the
+      // entry is split — for a DAX VMA: cleared — and the fault goes on a level down, to the PTE fault.
+      if (vma.ops?.hugeFault) {
+        const ret = yield* vma.ops.hugeFault(vmf, size);
+        if (!(ret & VM_FAULT_FALLBACK)) return { ret, size };
+      }
+      yield* splitHugeEntry(k, vma, t, idx);
+      // On to the next level down (the PMD under a split PUD, else handle_pte_fault).
     }
   }
   // handle_pte_fault

@@ -18,9 +18,15 @@ import {
 import { flagBit, PageState, PG_reserved, pageValue } from "./memmap.ts";
 import { nodeEndPfn, type PglistData, type Zone, zoneEndPfn, zoneIntersects, zoneIsEmpty } from "./mmzone.ts";
 import { SECTION_IS_ONLINE } from "./sparse.ts";
-import { sectionDeactivate, sparseAddSection } from "./sparse_hotplug.ts";
+import { noteMemmapWrite, sectionDeactivate, sparseAddSection } from "./sparse_hotplug.ts";
 import { MHP_RAM, type MhpParams } from "./sparse_vmemmap.ts";
 import { vmemAltmapOffset } from "./vmem_altmap.ts";
+
+/**
+ * The footprint key of the memory layout (mem_hotplug_lock and what it protects: sections, zone spans,
+ * max_pfn, the iomem tree): hot-plug paths write it, so the explorer orders them against each other.
+ */
+export const HOTPLUG_KEY = "mem_hotplug";
 
 // ref: mm/memory_hotplug.c pfn_to_online_page
 export function pfnToOnlinePage(k: Kernel, pfn: number): boolean {
@@ -60,6 +66,7 @@ export function mhpRangeAllowed(k: Kernel, start: number, size: number): boolean
 
 // ref: mm/memory_hotplug.c __add_pages
 export function addPagesGeneric(k: Kernel, nid: number, pfn: number, nrPages: number, params: MhpParams): Errno {
+  k.sanitizer.write(HOTPLUG_KEY);
   const altmap = params.altmap;
   if (altmap) {
     // The altmap must start where the range starts and its reserve + free must fit inside it.
@@ -103,6 +110,7 @@ function updateEndOfMemoryVars(k: Kernel, start: number, size: number): void {
  */
 // ref: arch/x86/mm/init_64.c add_pages, arch/powerpc/mm/mem.c add_pages, mm/memory_hotplug.c __add_pages
 export function addPages(k: Kernel, nid: number, pfn: number, nrPages: number, params: MhpParams, hasPgmap: boolean): Errno {
+  k.sanitizer.write(HOTPLUG_KEY);
   const start = k.pfnPhys(pfn);
   const size = k.pfnPhys(nrPages);
   if (k.arch.arch === "x86_64") {
@@ -126,6 +134,7 @@ export function archAddMemory(
   params: MhpParams = MHP_RAM,
   hasPgmap = false,
 ): Errno {
+  k.sanitizer.write(HOTPLUG_KEY);
   const pfn = k.physPfn(start);
   const nr = size / k.geo.pageSize;
   const err = addPages(k, nid, pfn, nr, params, hasPgmap);
@@ -142,6 +151,7 @@ export function archAddMemory(
 
 // ref: mm/memory_hotplug.c __remove_pages
 export function removePages(k: Kernel, pfn: number, nrPages: number, params: MhpParams = MHP_RAM): Errno {
+  k.sanitizer.write(HOTPLUG_KEY);
   if (checkPfnSpan(k, pfn, nrPages)) return -EINVAL;
   const end = pfn + nrPages;
   for (let cur = pfn; cur < end; ) {
@@ -173,6 +183,7 @@ function resizePgdatRange(pgdat: PglistData, startPfn: number, nrPages: number):
  */
 // ref: mm/memory_hotplug.c move_pfn_range_to_zone
 export function movePfnRangeToZone(k: Kernel, zone: Zone, startPfn: number, nrPages: number, initMemmap = true): void {
+  k.sanitizer.write(HOTPLUG_KEY);
   const pgdat = k.nodeData(zone.nid);
   resizeZoneRange(zone, startPfn, nrPages);
   resizePgdatRange(pgdat, startPfn, nrPages);
@@ -252,8 +263,10 @@ function updatePgdatSpan(pgdat: PglistData): void {
 
 // ref: mm/memory_hotplug.c remove_pfn_range_from_zone
 export function removePfnRangeFromZone(k: Kernel, zone: Zone, startPfn: number, nrPages: number): void {
+  k.sanitizer.write(HOTPLUG_KEY);
   // The struct pages are poisoned: anything that still reads them reads garbage.
   k.memmap.setRange(startPfn, startPfn + nrPages, pageValue({ state: PageState.TornDown }));
+  noteMemmapWrite(k, startPfn, nrPages);
   // ZONE_DEVICE spans never shrink.
   if (zone.name === "Device") return;
   shrinkZoneSpan(k, zone, startPfn, startPfn + nrPages);
@@ -306,6 +319,7 @@ export function zoneForPfnRange(k: Kernel, onlineType: OnlineType, nid: number, 
 
 // ref: mm/memory_hotplug.c online_pages
 export function onlinePages(k: Kernel, pfn: number, nrPages: number, zone: Zone): Errno {
+  k.sanitizer.write(HOTPLUG_KEY);
   const pb = k.geo.pagesPerPageblock;
   if (!nrPages || pfn % pb !== 0 || (pfn + nrPages) % k.geo.pagesPerSection !== 0) return -EINVAL;
   movePfnRangeToZone(k, zone, pfn, nrPages);
@@ -329,6 +343,7 @@ export function onlinePages(k: Kernel, pfn: number, nrPages: number, zone: Zone)
 
 // ref: mm/memory_hotplug.c offline_pages
 export function offlinePages(k: Kernel, startPfn: number, nrPages: number, zone: Zone): Errno {
+  k.sanitizer.write(HOTPLUG_KEY);
   const endPfn = startPfn + nrPages;
   const pb = k.geo.pagesPerPageblock;
   if (!nrPages || startPfn % pb !== 0 || endPfn % k.geo.pagesPerSection !== 0) return -EINVAL;
@@ -428,6 +443,7 @@ export function registerMemoryResource(
 
 // ref: mm/memory_hotplug.c add_memory_resource
 export function addMemoryResource(k: Kernel, nid: number, res: Resource): Errno {
+  k.sanitizer.write(HOTPLUG_KEY);
   const start = res.start;
   const size = res.end - res.start + 1;
   const rc = checkHotplugMemoryRange(k, start, size);
@@ -459,6 +475,7 @@ export function addMemoryResource(k: Kernel, nid: number, res: Resource): Errno 
 /** add_memory(nid, start, size, MHP_NONE) / add_memory_driver_managed(...). */
 // ref: mm/memory_hotplug.c __add_memory, add_memory_driver_managed
 export function addMemory(k: Kernel, nid: number, start: number, size: number, name = "System RAM"): Errno {
+  k.sanitizer.write(HOTPLUG_KEY);
   if (name !== "System RAM" && !(name.startsWith("System RAM (") && name.endsWith(")"))) return -EINVAL;
   const r = registerMemoryResource(k, start, size, name);
   if ("err" in r) return r.err;

@@ -6,6 +6,7 @@ import { EFAULT, EINVAL, ENOMEM, ENXIO, type Errno } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { PercpuRef } from "../lib/percpu_refcount.ts";
 import { type KernelPath, step } from "../path.ts";
+import { rcuReadLock, rcuReadUnlock, synchronizeRcu } from "../rcu.ts";
 import { IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM, REGION_DISJOINT, REGION_MIXED, regionIntersects } from "../resource.ts";
 import {
   type DevPagemap,
@@ -16,7 +17,7 @@ import {
   refcountOneType,
 } from "./dev_pagemap.ts";
 import { flagBit, type PageState, PG_head, PG_locked, PG_reserved, pageValue } from "./memmap.ts";
-import { addPages, archAddMemory, mhpRangeAllowed, movePfnRangeToZone, removePages, removePfnRangeFromZone } from "./memory_hotplug.ts";
+import { addPages, archAddMemory, HOTPLUG_KEY, mhpRangeAllowed, movePfnRangeToZone, removePages, removePfnRangeFromZone } from "./memory_hotplug.ts";
 import { pageRead, pageWrite, pgmapTouch, pgmapUse, warn } from "./page_access.ts";
 import type { MhpParams } from "./sparse_vmemmap.ts";
 import { vmemAltmapOffset } from "./vmem_altmap.ts";
@@ -67,13 +68,19 @@ export function* getDevPagemap(k: Kernel, pfn: number, holder: Holder, cached: D
     if (phys >= r.start && phys <= r.end) return cached;
     yield* putDevPagemap(k, cached, holder);
   }
+  const reader = rcuReadLock(k, "get_dev_pagemap");
   yield step("get_dev_pagemap: rcu_read_lock; xa_load(&pgmap_array)");
-  k.sanitizer.read(`pgmap_array:${pfn}`);
+  k.sanitizer.read("pgmap_array");
   const id = k.pgmaps.array.get(pfn);
-  if (id === undefined) return null;
+  if (id === undefined) {
+    rcuReadUnlock(k, reader);
+    return null;
+  }
   const pgmap = pgmapUse(k, k.pgmaps.byId.get(id)!, "get_dev_pagemap");
   pgmapTouch(k, pgmap);
-  if (!pgmap.ref.tryGetLive(holder)) return null;
+  const live = pgmap.ref.tryGetLive(holder);
+  rcuReadUnlock(k, reader);
+  if (!live) return null;
   yield step("get_dev_pagemap: rcu_read_unlock");
   return pgmap;
 }
@@ -152,7 +159,7 @@ function* pagemapRange(k: Kernel, pgmap: DevPagemap, rangeId: number, nidIn: num
     return -ENXIO;
   }
   k.pgmaps.array.store(startPfn, lastPfn, pgmap.id);
-  k.sanitizer.write(`pgmap_array:${startPfn}`);
+  k.sanitizer.write("pgmap_array");
   yield step("pagemap_range: xa_store_range(&pgmap_array)");
   const nid = nidIn < 0 ? 0 : nidIn;
   // track_pfn_remap (x86 PAT memtype) is not modelled: no memtype conflicts arise in the model.
@@ -161,6 +168,7 @@ function* pagemapRange(k: Kernel, pgmap: DevPagemap, rangeId: number, nidIn: num
     return -EINVAL;
   }
   yield step("pagemap_range: mem_hotplug_begin");
+  k.sanitizer.write(HOTPLUG_KEY);
   const params: MhpParams = { altmap, pgmap: { vmemmapShift: pgmap.vmemmapShift, rangeStartPfn: startPfn } };
   const nrPages = lastPfn - startPfn + 1;
   // Device-private memory has no direct map: only struct pages (add_pages); the rest go through arch_add_memory.
@@ -289,13 +297,15 @@ function* pageunmapRange(k: Kernel, pgmap: DevPagemap, rangeId: number): KernelP
   const first = pageRead(k, pfnFirst(k, pgmap, rangeId), "pageunmap_range");
   const zone = k.nodeData(first.node).zones[first.zone]!;
   yield step("pageunmap_range: mem_hotplug_begin");
+  k.sanitizer.write(HOTPLUG_KEY);
   removePfnRangeFromZone(k, zone, startPfn, nrPages);
   removePages(k, startPfn, nrPages, { altmap: pgmap.type === MemoryType.PRIVATE ? null : pgmapAltmap(pgmap), pgmap: null });
   markZoneDeviceSubsections(k, startPfn, nrPages, false);
   yield step("pageunmap_range: mem_hotplug_done");
   k.pgmaps.array.store(startPfn, k.physPfn(range.end), undefined);
-  k.sanitizer.write(`pgmap_array:${startPfn}`);
-  yield step("pageunmap_range: pgmap_array_delete; synchronize_rcu");
+  k.sanitizer.write("pgmap_array");
+  yield step("pageunmap_range: pgmap_array_delete");
+  yield* synchronizeRcu(k, "pgmap_array_delete: synchronize_rcu");
 }
 
 // ref: mm/memremap.c memunmap_pages
@@ -305,7 +315,12 @@ export function* memunmapPages(k: Kernel, pgmap: DevPagemap): KernelPath<void> {
   if (pgmap.ref.state === "released") pgmap.done = true;
   if (pgmap.state === "live") pgmap.state = "dying";
   yield step("memunmap_pages: percpu_ref_kill");
+  // The kill switches the ref to atomic mode from an RCU callback: the count cannot reach zero (and `done`
+  // cannot complete) before a grace period, so readers already inside one — GUP-fast with interrupts off —
+  // finish before anything below runs.
+  yield* synchronizeRcu(k, "memunmap_pages: percpu_ref_kill (RCU grace period before atomic mode)");
   if (refcountOneType(pgmap.type)) {
+    pgmapTouch(k, pgmap);
     for (let i = 0; i < pgmap.nrRange; i++) pgmap.ref.putMany(pfnLen(k, pgmap, i), "device pages (bulk)");
     if (pgmap.ref.state === "released") pgmap.done = true;
     yield step("memunmap_pages: percpu_ref_put_many(pfn_len)");
@@ -319,6 +334,7 @@ export function* memunmapPages(k: Kernel, pgmap: DevPagemap): KernelPath<void> {
   if (pgmap.state === "dying") pgmap.state = "drained";
   for (let i = 0; i < pgmap.nrRange; i++) yield* pageunmapRange(k, pgmap, i);
   if (pgmap.state === "drained") pgmap.state = "removed";
+  pgmapTouch(k, pgmap);
   pgmap.ref.exit();
   const altmap = pgmapAltmap(pgmap);
   if (altmap && altmap.alloc !== 0) warn(k, "memunmap_pages", "failed to free all reserved pages");

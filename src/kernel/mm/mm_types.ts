@@ -127,6 +127,11 @@ export interface MappedFile {
   mmap(vma: Vma): Errno;
   /** file->f_op->get_unmapped_area alignment wish: (len, pgoff) → the alignment to honour, 0 for none. */
   unmappedAreaAlign?(len: number, pgoff: number): number;
+  /**
+   * The mappings' reference to the file (remove_vma's fput), dropped once no VMA maps this file any more;
+   * with the descriptor closed too it is the last reference (__fput). Files without it need no release.
+   */
+  release?(): KernelPath<void>;
 }
 
 /** struct vm_area_struct */

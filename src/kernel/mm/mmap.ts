@@ -204,16 +204,34 @@ export function* doMunmap(k: Kernel, task: Task, start: number, lenIn: number): 
   }
   mm.pgd.freeEmptyTables(start, end);
   yield { kind: "step", at: "unmap_region: free_pgtables" };
+  yield* removeVmaFiles(hit);
   return 0;
 }
 
-/** exit_mmap: unmap everything and free the page tables. */
+/**
+ * remove_vma's fput for VMAs already unlinked: each file that no VMA maps any more drops the mappings'
+ * reference (MappedFile.release), which is its last one if its descriptor was closed.
+ */
+// ref: mm/mmap.c remove_vma, remove_vma_list; fs/file_table.c fput
+function* removeVmaFiles(gone: readonly Vma[]): KernelPath<void> {
+  const files = new Set<MappedFile>();
+  for (const v of gone) if (v.file?.release) files.add(v.file);
+  for (const f of files) {
+    let mapped = false;
+    for (const v of f.mapping.iMmap) if (v.file === f) mapped = true;
+    if (!mapped) yield* f.release!();
+  }
+}
+
+/** exit_mmap: unmap everything, free the page tables, and drop the files the mappings held. */
 // ref: mm/mmap.c exit_mmap
 export function* exitMmap(k: Kernel, task: Task): KernelPath<void> {
   const mm = task.mm;
-  for (const v of [...mm.vmas]) yield* zapPageRange(k, v, v.start, v.end);
-  for (const v of mm.vmas) v.file?.mapping.iMmap.delete(v);
+  const gone = [...mm.vmas];
+  for (const v of gone) yield* zapPageRange(k, v, v.start, v.end);
+  for (const v of gone) v.file?.mapping.iMmap.delete(v);
   mm.vmas.length = 0;
   mm.pgd.destroy();
+  yield* removeVmaFiles(gone);
   userland(k).tasks.delete(task.pid);
 }

@@ -5,9 +5,42 @@
  *
  * ref: include/linux/pgtable.h, mm/memory.c __pte_alloc, __pmd_alloc, __pud_alloc, free_pgd_range
  */
-import { joinEntry, type PteFormat, pteFormat, splitEntry, testBit } from "../../arch/pte.ts";
+import { joinEntry, type PteFlag, type PteFormat, pteFormat, testBit } from "../../arch/pte.ts";
 import type { Kernel } from "../kernel.ts";
 import { pageWrite } from "./page_access.ts";
+
+/**
+ * Does the arch have pte_devmap (ARCH_HAS_PTE_DEVMAP)? The Kconfig symbol (6.1's ZONE_DEVICE depends on it) and the
+ * variant's `archHasPteDevmap` (false for seed 000's arm64, which selected ZONE_DEVICE without it).
+ */
+// ref: arch/Kconfig ARCH_HAS_PTE_DEVMAP; mm/Kconfig ZONE_DEVICE
+export function archHasPteDevmap(k: Kernel): boolean {
+  return k.variant.archHasPteDevmap && k.config.enabled("ARCH_HAS_PTE_DEVMAP");
+}
+
+/** pfn_t flags PFN_DEV | PFN_MAP (include/linux/pfn_t.h), as pfn_t_devmap tests them. */
+const PFN_DEV_MAP = (1 << 1) | (1 << 2);
+
+/**
+ * pfn_t_devmap: PFN_DEV and PFN_MAP both set — and false whatever the flags when the arch has no pte_devmap
+ * (the !CONFIG_ARCH_HAS_PTE_DEVMAP stub). For insert_pfn, vm_mixed_ok and vmf_insert_pfn_pmd/pud.
+ */
+// ref: include/linux/pfn_t.h pfn_t_devmap
+export function pfnTDevmap(k: Kernel, p: { readonly flags: number }): boolean {
+  return archHasPteDevmap(k) && (p.flags & PFN_DEV_MAP) === PFN_DEV_MAP;
+}
+
+/** One flag of the encoding as masks on the entry's two 32-bit words (both 0 when the arch has no such bit). */
+export interface BitMask {
+  readonly lo: number;
+  readonly hi: number;
+}
+
+function bitMask(fmt: PteFormat, flag: PteFlag): BitMask {
+  const n = fmt.bits[flag];
+  if (n === undefined || n < 0) return { lo: 0, hi: 0 };
+  return n < 32 ? { lo: (2 ** n) | 0, hi: 0 } : { lo: 0, hi: (2 ** (n - 32)) | 0 };
+}
 
 export type LevelName = "pgd" | "p4d" | "pud" | "pmd" | "pte";
 
@@ -79,20 +112,33 @@ export class PageTable {
   pages = 1;
   private readonly k: Kernel;
 
+  /** Per depth: 2^shift and 2^indexBits (index() runs for every entry a walk or GUP visits). */
+  private readonly span: Float64Array;
+  private readonly entries: Float64Array;
+  /** Depth of the PTE level (the last). */
+  readonly pteDepth: number;
+  /** The flags GUP-fast tests, as masks on (lo, hi). */
+  readonly masks: { readonly present: BitMask; readonly user: BitMask; readonly write: BitMask; readonly special: BitMask; readonly devmap: BitMask };
+
   constructor(k: Kernel, rootPhys: number) {
     this.k = k;
-    this.fmt = pteFormat(k.arch);
+    this.fmt = pteFormat(k.arch, { devmap: archHasPteDevmap(k) });
     this.levels = pageTableLevels(k);
+    this.span = Float64Array.from(this.levels, (l) => 2 ** l.shift);
+    this.entries = Float64Array.from(this.levels, (l) => 2 ** l.indexBits);
+    this.pteDepth = this.levels.length - 1;
+    const f = this.fmt;
+    this.masks = { present: bitMask(f, "present"), user: bitMask(f, "user"), write: bitMask(f, "write"), special: bitMask(f, "special"), devmap: bitMask(f, "devmap") };
     this.root = new PtTable(0, rootPhys, 2 ** this.levels[0]!.indexBits, this.levels.length === 1);
   }
 
-  /** Per depth: can an entry there be devmap at all (pte/pmd/pud_devmap are not 0)? Config, cached. */
+  /** Per depth: can an entry there be devmap at all (pte/pmd/pud_devmap are not 0)? Config and variant, cached. */
   private devmapByDepth: boolean[] | null = null;
 
   // ref: include/linux/mm.h pte_devmap; include/linux/pgtable.h pmd_devmap, pud_devmap fallbacks
   devmapAt(k: Kernel, depth: number): boolean {
     if (!this.devmapByDepth) {
-      const arch = k.config.enabled("ARCH_HAS_PTE_DEVMAP");
+      const arch = archHasPteDevmap(k);
       const thp = k.config.enabled("TRANSPARENT_HUGEPAGE");
       const pud = k.config.enabled("HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD");
       this.devmapByDepth = this.levels.map((l) => arch && (l.name === "pte" || (thp && (l.name === "pmd" || (l.name === "pud" && pud)))));
@@ -105,8 +151,7 @@ export class PageTable {
   }
 
   index(addr: number, depth: number): number {
-    const l = this.levels[depth]!;
-    return Math.floor(addr / 2 ** l.shift) % 2 ** l.indexBits;
+    return Math.floor(addr / this.span[depth]!) % this.entries[depth]!;
   }
 
   /** Is this entry a leaf (a PTE, or a huge PMD/PUD block)? */
@@ -128,7 +173,18 @@ export class PageTable {
    * Walk to the slot at level `target` for addr. Returns null where a table is missing (alloc false) or a
    * leaf above the target maps the address (then `leafAbove` gets that slot).
    */
+  /** The footprint key of this mm's page tables (the explorer orders steps that read and write them). */
+  get footprintKey(): string {
+    return `pgtable:${this.root.phys}`;
+  }
+
+  /** Note a page-table read on the current step's footprint (only while the explorer records one). */
+  noteRead(): void {
+    if (this.k.sanitizer.footprint) this.k.sanitizer.read(this.footprintKey);
+  }
+
   walk(addr: number, target: LevelName, alloc: boolean): Slot | { leafAbove: Slot } | null | "enomem" {
+    this.noteRead();
     const depth = this.depthOf(target);
     if (depth < 0) return null;
     let t = this.root;
@@ -151,6 +207,7 @@ export class PageTable {
 
   /** The deepest entry mapping addr (a leaf, or a none entry where the walk ended); null when no table. */
   lookup(addr: number): Slot | null {
+    this.noteRead();
     let t = this.root;
     for (let d = 0; ; d++) {
       const idx = this.index(addr, d);
@@ -165,8 +222,10 @@ export class PageTable {
   }
 
   set(t: PtTable, idx: number, e: bigint): void {
+    if (this.k.sanitizer.footprint) this.k.sanitizer.write(this.footprintKey);
     const wasNone = t.lo[idx] === 0 && t.hi[idx] === 0;
-    const { lo, hi } = splitEntry(e);
+    const lo = Number(BigInt.asUintN(32, e));
+    const hi = Number(BigInt.asUintN(32, e >> 32n));
     t.lo[idx] = lo;
     t.hi[idx] = hi;
     const isNone = lo === 0 && hi === 0;

@@ -73,10 +73,22 @@ export function sectionDeactivate(k: Kernel, pfn: number, nrPages: number, param
     k.sections.setFlags(nr, k.sections.flags(nr) & ~SECTION_HAS_MEM_MAP);
     if (!k.sections.usageFromBoot(nr)) k.sections.setUsage(nr, 0);
   }
-  if (!early) depopulateSectionMemmap(k, pfn, nrPages, params.altmap);
+  if (!early) {
+    noteMemmapWrite(k, pfn, nrPages);
+    depopulateSectionMemmap(k, pfn, nrPages, params.altmap);
+  }
   else if (empty) {
     const start = k.sections.sectionNrToPfn(nr);
     k.memmap.setRange(start, start + k.geo.pagesPerSection, pageValue({ state: PageState.TornDown }));
+    noteMemmapWrite(k, start, k.geo.pagesPerSection);
   }
   if (empty) k.sections.setFlags(nr, 0);
+}
+
+/** Tearing struct pages down writes `memmap:SECTION`, which every struct-page access reads (src/sched). */
+export function noteMemmapWrite(k: Kernel, startPfn: number, nrPages: number): void {
+  if (!k.sanitizer.footprint || nrPages <= 0) return;
+  const first = k.sections.pfnToSectionNr(startPfn);
+  const last = k.sections.pfnToSectionNr(startPfn + nrPages - 1);
+  for (let nr = first; nr <= last; nr++) k.sanitizer.write(`memmap:${nr}`);
 }

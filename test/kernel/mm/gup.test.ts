@@ -8,10 +8,12 @@ import { describe, it } from "node:test";
 import { archProfile } from "../../../src/arch/profiles.ts";
 import { decodeFlags, pteFormat, splitEntry } from "../../../src/arch/pte.ts";
 import { bootKernel } from "../../../src/kernel/boot.ts";
+import { allocDaxRegion, devmCreateDevDax } from "../../../src/kernel/drivers/dax/bus.ts";
 import { findDevDax, openDevDax } from "../../../src/kernel/drivers/dax/device.ts";
-import { unbindStore } from "../../../src/kernel/drivers/nvdimm/device_core.ts";
+import { type Device, unbindStore } from "../../../src/kernel/drivers/nvdimm/device_core.ts";
+import { modprobe } from "../../../src/kernel/drivers/nvdimm/e820_pmem.ts";
 import type { Kernel } from "../../../src/kernel/kernel.ts";
-import { FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, GUP_PIN_COUNTING_BIAS, getUserPages, getUserPagesFast, unpinUserPages } from "../../../src/kernel/mm/gup.ts";
+import { FOLL_FAST_ONLY, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, GUP_PIN_COUNTING_BIAS, getUserPages, getUserPagesFast, unpinUserPages } from "../../../src/kernel/mm/gup.ts";
 import { handleMmFault } from "../../../src/kernel/mm/memory.ts";
 import { type Task, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, vmaLookup } from "../../../src/kernel/mm/mm_types.ts";
 import { createProcess, doMmap, doMunmap } from "../../../src/kernel/mm/mmap.ts";
@@ -183,6 +185,99 @@ describe("GUP on device-dax", () => {
     const before = pgmap.ref.count;
     runToEnd(getUserPagesFast(k, t, addr, 1024, FOLL_PIN | FOLL_WRITE));
     assert.equal(pgmap.ref.count, before);
+  });
+});
+
+/**
+ * A 64 MiB device-dax instance on any machine: a platform device's dynamic dax region over device memory at
+ * `start` (as drivers/dax/hmem makes one), probed by device_dax, mapped by a process.
+ */
+function platformDevDax(preset: string, start: number, align: number): { k: Kernel; t: Task; addr: number } {
+  const k = bootKernel(machinePreset(preset));
+  assert.equal(modprobe(k, "device_dax"), 0);
+  const parent: Device & { daxRegion: null } = {
+    kind: "platform",
+    name: "hmem.0",
+    bus: null,
+    parent: null,
+    path: "/sys/devices/platform/hmem.0",
+    driver: null,
+    registered: true,
+    numaNode: 0,
+    devres: [],
+    attrs: () => new Map(),
+    daxRegion: null,
+  };
+  const region = allocDaxRegion(parent, 0, { start, end: start + 64 * MiB - 1 }, 0, align, 0);
+  assert.ok(region);
+  const dd = runToEnd(devmCreateDevDax(k, { region, id: -1, pgmap: null, size: 64 * MiB }));
+  assert.ok(typeof dd !== "number" && dd.alive, `dax device: ${typeof dd === "number" ? dd : "not bound"}`);
+  const t = createProcess(k, "app");
+  assert.ok(typeof t !== "number");
+  const addr = runToEnd(doMmap(k, t, openDevDax(k, dd), { len: 16 * MiB, read: true, write: true, shared: true, offset: 0 }));
+  assert.ok(addr > 0, `mmap: ${addr}`);
+  return { k, t, addr };
+}
+
+describe("GUP-fast per arch and entry size", () => {
+  const cases: Array<[string, string, number, number]> = [
+    ["arm64 4K, PTEs", "arm64-virt-4g", 0x200000000, 4096],
+    ["arm64 4K, 2 MiB PMDs", "arm64-virt-4g", 0x200000000, 2 * MiB],
+    ["arm64 64K (52-bit PA), PTEs", "arm64-64k-4t", 0x100000000000, 65536],
+    ["ppc64 radix 64K, PTEs", "ppc64-powernv-16g", 0x800000000, 65536],
+    ["ppc64 radix 64K, 2 MiB PMDs (32-page compound pages)", "ppc64-powernv-16g", 0x800000000, 2 * MiB],
+  ];
+  for (const [name, preset, start, align] of cases) {
+    it(`${name}: every page of 4 MiB by the fast path, refcounts per folio, unpin restores them`, () => {
+      const { k, t, addr } = platformDevDax(preset, start, align);
+      const ps = k.geo.pageSize;
+      for (let a = addr; a < addr + 4 * MiB; a += align) assert.equal(fault(k, t, a, true).ret, VM_FAULT_NOPAGE);
+      const nr = (4 * MiB) / ps;
+      const g = runToEnd(getUserPagesFast(k, t, addr, nr, FOLL_PIN | FOLL_WRITE));
+      assert.equal(g.ret, nr);
+      assert.equal(g.fast, nr);
+      const base = start / ps;
+      assert.deepEqual(
+        g.pages,
+        Array.from({ length: nr }, (_, i) => base + i),
+      );
+      const perFolio = align / ps;
+      for (let p = base; p < base + nr; p += perFolio) {
+        const head = k.memmap.get(p);
+        if (perFolio === 1) {
+          assert.equal(head.refcount, 1 + GUP_PIN_COUNTING_BIAS, `pfn 0x${p.toString(16)}`);
+        } else {
+          assert.equal(head.refcount, 1 + perFolio, `pfn 0x${p.toString(16)}`);
+          assert.equal(head.pincount, perFolio);
+        }
+      }
+      runToEnd(unpinUserPages(k, g.pages));
+      for (let p = base; p < base + nr; p += perFolio) {
+        assert.equal(k.memmap.get(p).refcount, 1);
+        assert.equal(k.memmap.get(p).pincount, 0);
+      }
+      assert.deepEqual(k.sanitizer.errors(), []);
+    });
+  }
+
+  it("a run of PTEs stops where the pfns stop being consecutive, and at an entry that is not writable for FOLL_WRITE", () => {
+    const { k, t, addr } = platformDevDax("arm64-virt-4g", 0x200000000, 4096);
+    for (let a = addr; a < addr + 16 * 4096; a += 4096) fault(k, t, a, true);
+    // Re-point PTE 5 at another device page and make PTE 9 read-only, as a driver's remap or mprotect would.
+    const pt = t.mm.pgd;
+    const s5 = pt.lookup(addr + 5 * 4096)!;
+    const s4 = pt.lookup(addr + 4 * 4096)!;
+    pt.set(s5.table, s5.idx, pt.entry(s4));
+    const s9 = pt.lookup(addr + 9 * 4096)!;
+    pt.set(s9.table, s9.idx, pt.entry(s9) & ~(1n << BigInt(pt.fmt.bits.write!)));
+    const g = runToEnd(getUserPagesFast(k, t, addr, 16, FOLL_PIN | FOLL_WRITE | FOLL_FAST_ONLY));
+    const base = 0x200000;
+    assert.deepEqual(g.pages, [base, base + 1, base + 2, base + 3, base + 4, base + 4, base + 6, base + 7, base + 8]);
+    assert.equal(k.memmap.get(base + 4).refcount, 1 + 2 * GUP_PIN_COUNTING_BIAS);
+    assert.equal(k.memmap.get(base + 5).refcount, 1);
+    runToEnd(unpinUserPages(k, g.pages));
+    assert.equal(k.memmap.get(base + 4).refcount, 1);
+    assert.deepEqual(k.sanitizer.errors(), []);
   });
 });
 

@@ -25,7 +25,7 @@ import {
 import { newAddressSpace } from "../../mm/mmap.ts";
 import { pageField, pageWrite } from "../../mm/page_access.ts";
 import type { VmemAltmap } from "../../mm/vmem_altmap.ts";
-import { type KernelPath, step } from "../../path.ts";
+import { type KernelPath, step, type Yield } from "../../path.ts";
 import { releaseRegion, requestRegion } from "../../resource.ts";
 import { devmAddAction, devmAddPlainAction, devPrintk } from "../nvdimm/device_core.ts";
 import { type DaxDriverSpec, type DevDax, daxDriverRegister, isDevDax, killDevDax } from "./bus.ts";
@@ -135,20 +135,25 @@ export function openDevDax(k: Kernel, dd: DevDax): MappedFile {
   };
 }
 
+/** check_vma's caller for its messages: the fault handlers pass their size (no string built per fault). */
+function checkVmaCaller(func: string | PageEntrySize): string {
+  return func === "pte" || func === "pmd" || func === "pud" ? `__dev_dax_${func}_fault` : func;
+}
+
 // ref: drivers/dax/device.c check_vma
-function checkVma(k: Kernel, dd: DevDax, vma: Vma, func: string): Errno {
+function checkVma(k: Kernel, dd: DevDax, vma: Vma, func: string | PageEntrySize): Errno {
   if (!dd.alive) return -ENXIO;
   if (!(vma.flags & VM_MAYSHARE)) {
-    devPrintk(k, dd, `zonedev: ${func}: fail, attempted private mapping`);
+    devPrintk(k, dd, `zonedev: ${checkVmaCaller(func)}: fail, attempted private mapping`);
     return -EINVAL;
   }
   const mask = dd.align;
   if (vma.start % mask !== 0 || vma.end % mask !== 0) {
-    devPrintk(k, dd, `zonedev: ${func}: fail, unaligned vma (0x${vma.start.toString(16)} - 0x${vma.end.toString(16)}, 0x${(mask - 1).toString(16)})`);
+    devPrintk(k, dd, `zonedev: ${checkVmaCaller(func)}: fail, unaligned vma (0x${vma.start.toString(16)} - 0x${vma.end.toString(16)}, 0x${(mask - 1).toString(16)})`);
     return -EINVAL;
   }
   if (!vmaIsDax(vma)) {
-    devPrintk(k, dd, `zonedev: ${func}: fail, vma is not DAX capable`);
+    devPrintk(k, dd, `zonedev: ${checkVmaCaller(func)}: fail, vma is not DAX capable`);
     return -EINVAL;
   }
   return 0;
@@ -167,8 +172,7 @@ export function daxPgoffToPhys(k: Kernel, dd: DevDax, pgoff: number, size: numbe
 
 /** page->mapping / page->index on the pages of a fault (the head only for compound pgmaps). */
 // ref: drivers/dax/device.c dax_set_mapping
-function daxSetMapping(k: Kernel, dd: DevDax, vmf: VmFault, pfn: number, faultSize: number): void {
-  const ino = daxInode(k, dd);
+function daxSetMapping(k: Kernel, dd: DevDax, ino: DaxInode, vmf: VmFault, pfn: number, faultSize: number): void {
   const nrPages = dd.pgmap?.vmemmapShift ? 1 : faultSize / k.geo.pageSize;
   const pgoff = linearPageIndex(k, vmf.vma, vmf.address - (vmf.address % faultSize));
   for (let i = 0; i < nrPages; i++) {
@@ -188,13 +192,12 @@ function entryBytes(k: Kernel, size: PageEntrySize): number {
 }
 
 // ref: drivers/dax/device.c dev_dax_huge_fault, __dev_dax_pte_fault, __dev_dax_pmd_fault, __dev_dax_pud_fault
-function* devDaxHugeFault(k: Kernel, dd: DevDax, vmf: VmFault, size: PageEntrySize): KernelPath<number> {
-  const ino = daxInode(k, dd);
+function* devDaxHugeFault(k: Kernel, dd: DevDax, ino: DaxInode, lockStep: Yield, vmf: VmFault, size: PageEntrySize): KernelPath<number> {
   ino.readers++;
-  yield step(`dev_dax_huge_fault(${dd.name}): dax_read_lock`);
+  yield lockStep;
   try {
     if (size === "pud" && !k.config.enabled("HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD")) return VM_FAULT_FALLBACK;
-    if (checkVma(k, dd, vmf.vma, `__dev_dax_${size}_fault`)) return VM_FAULT_SIGBUS;
+    if (checkVma(k, dd, vmf.vma, size)) return VM_FAULT_SIGBUS;
     const faultSize = entryBytes(k, size);
     if (dd.align > faultSize) return VM_FAULT_SIGBUS;
     if (size === "pte") {
@@ -208,7 +211,7 @@ function* devDaxHugeFault(k: Kernel, dd: DevDax, vmf: VmFault, size: PageEntrySi
     const phys = daxPgoffToPhys(k, dd, pgoff, faultSize);
     if (phys === -1) return VM_FAULT_SIGBUS;
     const pfn = { pfn: k.physPfn(phys), flags: PFN_DEV | PFN_MAP };
-    daxSetMapping(k, dd, vmf, pfn.pfn, faultSize);
+    daxSetMapping(k, dd, ino, vmf, pfn.pfn, faultSize);
     if (size === "pte") return yield* vmfInsertMixed(k, vmf.vma, start, pfn);
     return yield* vmfInsertPfnHuge(k, vmf, size, pfn, vmf.write);
   } finally {
@@ -218,10 +221,12 @@ function* devDaxHugeFault(k: Kernel, dd: DevDax, vmf: VmFault, size: PageEntrySi
 
 // ref: drivers/dax/device.c dax_vm_ops, dev_dax_may_split, dev_dax_pagesize
 function daxVmOps(k: Kernel, dd: DevDax): VmOps {
+  const ino = daxInode(k, dd);
+  const lockStep = step(`dev_dax_huge_fault(${dd.name}): dax_read_lock`);
   return {
     name: "dax_vm_ops",
-    fault: (vmf) => devDaxHugeFault(k, dd, vmf, "pte"),
-    hugeFault: (vmf, size) => devDaxHugeFault(k, dd, vmf, size),
+    fault: (vmf) => devDaxHugeFault(k, dd, ino, lockStep, vmf, "pte"),
+    hugeFault: (vmf, size) => devDaxHugeFault(k, dd, ino, lockStep, vmf, size),
     maySplit: (_vma, addr) => (addr % dd.align === 0 ? 0 : -EINVAL),
     pagesize: () => dd.align,
   };
