@@ -6,9 +6,11 @@
  * Pages are returned as pfns. A FOLL_GET reference adds 1 to the folio's refcount; FOLL_PIN adds
  * GUP_PIN_COUNTING_BIAS (1024) to a small folio, or 1 plus compound_pincount on a large one.
  */
+
 import { EEXIST, EFAULT, EHWPOISON, EINVAL, ENOMEM, EOPNOTSUPP, type Errno } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { type KernelPath, step, type Yield } from "../path.ts";
+import { localIrqRestore, localIrqSave } from "../rcu.ts";
 import type { DevPagemap } from "./dev_pagemap.ts";
 import { MemoryType } from "./dev_pagemap.ts";
 import { PG_referenced } from "./memmap.ts";
@@ -703,8 +705,12 @@ export function* getUserPagesFast(k: Kernel, task: Task, start: number, nrPages:
   // The caller's pages[] array: room for every page (past 2^24 it grows as it fills).
   const st: FastState = { pages: new Array<number>(Math.max(0, Math.min(Math.floor(nrPages), 2 ** 24))), nr: 0, flags, mm: task.mm };
   if (k.arch.selects.HAVE_FAST_GUP) {
+    // Interrupts off: an RCU read-side critical section, so a grace period (memunmap_pages' percpu_ref_kill,
+    // synchronize_rcu) cannot end while the lockless walk holds pointers into page tables and struct pages.
+    const irq = localIrqSave(k, "gup_fast");
     yield step("lockless_pages_from_mm: local_irq_save");
     yield* gupPgdRange(k, st, start, end);
+    localIrqRestore(k, irq);
     yield step("lockless_pages_from_mm: local_irq_restore");
   }
   const fast = st.nr;
