@@ -93,6 +93,9 @@ interface GupSample {
 
 const GUP = fileURLToPath(new URL("./gup_one.ts", import.meta.url));
 // The kernel's gup_test PIN_FAST_BENCHMARK over 16 GiB (issue 5: ~6 ms for 2 MiB pages on real hardware).
+if (run("gup") && !json) {
+  process.stdout.write("# pin_user_pages_fast target: >= 10 M pages/s for both sizes; before/after medians in docs/benchmarks.md\n");
+}
 for (const [label, align, gib] of !run("gup") ? [] : [
   ["pin_user_pages_fast 16 GiB devdax, 2 MiB PMDs", "2M", "16"],
   ["pin_user_pages_fast 16 GiB devdax, 4 KiB PTEs", "4K", "16"],

@@ -26,11 +26,13 @@ import { FOLL_PIN, FOLL_WRITE, getUserPagesFast, unpinUserPages } from "../../..
 import { PageState } from "../../../src/kernel/mm/memmap.ts";
 import { entryDevmap, handleMmFault } from "../../../src/kernel/mm/memory.ts";
 import { type Task, VM_FAULT_NOPAGE, VM_MIXEDMAP, vmaLookup } from "../../../src/kernel/mm/mm_types.ts";
-import { createProcess, doMmap } from "../../../src/kernel/mm/mmap.ts";
+import { createProcess, doMmap, userland } from "../../../src/kernel/mm/mmap.ts";
 import { archHasPteDevmap, pfnTDevmap } from "../../../src/kernel/mm/pgtable.ts";
 import { type KernelPath, runToEnd, type Yield } from "../../../src/kernel/path.ts";
 import { type KernelVariant, VARIANTS } from "../../../src/kernel/variant.ts";
 import { machinePreset } from "../../../src/machine/presets.ts";
+import { builtinCommands } from "../../../src/scenario/commands.ts";
+import { tokenize } from "../../../src/scenario/tokenize.ts";
 import { runNdctl } from "../../../src/tools/ndctl_cli.ts";
 
 const MiB = 2 ** 20;
@@ -265,6 +267,67 @@ describe("GUP-fast racing device unbind", () => {
     finish(gup);
     assert.equal(k.memmap.get(0x101200).pincount, 0, "undo_dev_pagemap gave the pins back on a live memmap");
     assert.equal(finish(u.path), 0);
+    assert.deepEqual(k.sanitizer.errors(), []);
+  });
+});
+
+describe("a mapping that outlives the memmap: FS-DAX after pmem unbind", () => {
+  const registry = builtinCommands();
+  /** One scenario step, as a user types it. */
+  function sh(k: Kernel, text: string): { stdout: string; rc: number } {
+    const inv = tokenize(text);
+    const cmd = registry.get(inv.argv[0]!);
+    assert.ok(cmd, inv.argv[0]);
+    cmd.check(inv);
+    const out = cmd.run(k, inv, { where: "test" });
+    return { stdout: out.stdout, rc: out.rc };
+  }
+
+  /**
+   * XFS -o dax on pmem0 (fsdax, map=dev), a 2 MiB file mapped and written (a huge PMD), then nd_pmem unbound
+   * from pfn0.0: 6.1 tears the memmap down and leaves the file's PMD in place. The VMA is VM_MIXEDMAP, as xfs's
+   * DAX mmap set it before 4.15 (see the file comment), on both variants so that only archHasPteDevmap differs.
+   */
+  function unboundFsdax(variant: KernelVariant): { k: Kernel; head: number } {
+    const k = bootKernel(machinePreset("qemu-q35-3g-pmem1g"), variant);
+    for (const step of [
+      "ndctl create-namespace -f -e namespace0.0 --mode=fsdax --map=dev",
+      "mkfs.xfs -q /dev/pmem0",
+      "mount -o dax /dev/pmem0 /mnt/pmem",
+      "xfs_io -f -c 'pwrite -q 0 2M' /mnt/pmem/data",
+      "process app",
+    ]) {
+      assert.equal(sh(k, step).rc, 0, step);
+    }
+    const mapped = sh(k, "mmap app /mnt/pmem/data 2M --as buf");
+    assert.equal(mapped.rc, 0);
+    const addr = Number.parseInt(mapped.stdout, 16);
+    const task = [...userland(k).tasks.values()][0]!;
+    vmaLookup(task.mm, addr)!.flags |= VM_MIXEDMAP;
+    assert.equal(sh(k, "access app buf --write").rc, 0);
+    const slot = task.mm.pgd.lookup(addr)!;
+    assert.equal(slot.level.name, "pmd");
+    const head = task.mm.pgd.fmt.entryPfn(slot.table.lo[slot.idx]!, slot.table.hi[slot.idx]!);
+    assert.equal(sh(k, "echo pfn0.0 > /sys/bus/nd/drivers/nd_pmem/unbind").rc, 0);
+    assert.equal(k.memmap.state(head), PageState.TornDown);
+    assert.equal(task.mm.pgd.lookup(addr)!.table.lo[slot.idx], slot.table.lo[slot.idx], "the PMD is still there");
+    assert.deepEqual(k.sanitizer.errors(), []);
+    return { k, head };
+  }
+
+  it("without pte_devmap: GUP-fast takes the PMD as a THP and grabs the freed struct page", () => {
+    const { k, head } = unboundFsdax(NO_DEVMAP);
+    sh(k, "gup app buf 1 --pin --write --as p");
+    const uaf = k.sanitizer.errors().filter((v) => v.kind === "struct-page-use-after-free");
+    assert.ok(uaf.length > 0, "try_grab_folio reads torn-down struct pages");
+    assert.equal(uaf[0]!.pfn, head);
+    assert.match(uaf[0]!.at, /^try_get_folio/);
+  });
+
+  it("6.1 with pte_devmap: the same PMD is devmap, get_dev_pagemap finds no pgmap and GUP backs off", () => {
+    const { k } = unboundFsdax(V61);
+    const out = sh(k, "gup app buf 1 --pin --write --as p");
+    assert.notEqual(out.rc, 0, out.stdout);
     assert.deepEqual(k.sanitizer.errors(), []);
   });
 });
