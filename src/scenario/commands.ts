@@ -24,6 +24,7 @@ import { renderIomem } from "../report/iomem.ts";
 import { DAXCTL_SUBCOMMANDS, runDaxctl } from "../tools/daxctl_cli.ts";
 import { NDCTL_SUBCOMMANDS, runNdctl } from "../tools/ndctl_cli.ts";
 import { EACCES, EISDIR, strerror } from "./errno_text.ts";
+import { auditCommands } from "./audit_commands.ts";
 import { fsCommands } from "./fs_commands.ts";
 import type { Invocation } from "./tokenize.ts";
 import { userCommands } from "./user_commands.ts";
@@ -152,7 +153,8 @@ export function builtinCommands(): CommandRegistry {
     .register(ndctlCommand)
     .register(daxctlCommand)
     .registerAll(userCommands())
-    .registerAll(fsCommands());
+    .registerAll(fsCommands())
+    .registerAll(auditCommands());
 }
 
 /**

@@ -120,7 +120,7 @@ describe("bad scenarios: one line, file:line: field: reason", () => {
   it("an unknown step command names the step", () => {
     assert.equal(
       loadError(`${PRESET}steps:\n  - echo x\n  - frobnicate 1 2\n`),
-      "s.yaml:4: steps[1]: unknown command 'frobnicate' (known: echo, cat, add_memory, remove_memory, memremap, memunmap, zone_device_page_init, get_page, put_page, ndctl, daxctl, process, mmap, access, gup, unpin, odirect_read, munmap, pagetable, smaps, exit, mkfs.xfs, mkfs.ext4, mount, umount, xfs_io, truncate, rm, sysctl, signals)",
+      "s.yaml:4: steps[1]: unknown command 'frobnicate' (known: echo, cat, add_memory, remove_memory, memremap, memunmap, zone_device_page_init, get_page, put_page, ndctl, daxctl, process, mmap, access, gup, unpin, odirect_read, munmap, pagetable, smaps, exit, mkfs.xfs, mkfs.ext4, mount, umount, xfs_io, truncate, rm, sysctl, signals, smaps_pmd_entry, put_devmap_managed_page, __put_page, release_pages, is_device_private_page, pci_alloc_p2pmem, is_pci_p2pdma_page, pci_free_p2pmem, anon_page, migrate_vma_pages, migrate_to_ram, move_to_new_page, uncharge_page, add_to_kill, soft_offline_page, madvise_soft_offline, memunmap_pages)",
     );
     assert.match(loadError(`${PRESET}steps:\n  - echo x\n  - run: frobnicate\n    expect: { rc: 0 }\n`), /^s\.yaml:4: steps\[1\]\.run: unknown command 'frobnicate'/);
   });
