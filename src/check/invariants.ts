@@ -18,7 +18,6 @@ import type { DevPagemap } from "../kernel/mm/dev_pagemap.ts";
 import { PageState } from "../kernel/mm/memmap.ts";
 import { entryDevmap, entrySpecial } from "../kernel/mm/memory.ts";
 import { zoneSpansPfn } from "../kernel/mm/mmzone.ts";
-import type { PtTable } from "../kernel/mm/pgtable.ts";
 import type { Resource } from "../kernel/resource.ts";
 import type { Violation } from "../kernel/sanitizer.ts";
 
@@ -49,27 +48,17 @@ function danglingPtes(k: Kernel, out: Violation[]): void {
   if (!tasks) return;
   for (const task of tasks.values()) {
     const pt = task.mm.pgd;
-    const visit = (t: PtTable, base: number): void => {
-      const size = 2 ** pt.levels[t.depth]!.shift;
-      for (let i = 0; i < t.lo.length; i++) {
-        const c = t.child[i];
-        if (c) {
-          visit(c, base + i * size);
-          continue;
-        }
-        if (t.lo[i] === 0 && t.hi[i] === 0) continue;
-        if (!entryDevmap(k, pt, t, i) && entrySpecial(pt, t, i)) continue;
-        const pfn = pt.fmt.entryPfn(t.lo[i]!, t.hi[i]!);
-        if (k.memmap.state(pfn) !== PageState.TornDown) continue;
-        out.push({
-          kind: "dangling-pte",
-          at: "invariant: user page tables",
-          pfn,
-          detail: `pid ${task.pid} (${task.comm}) maps ${hex(base + i * size)} to pfn ${hex(pfn)}, whose memmap was torn down`,
-        });
-      }
-    };
-    visit(pt.root, 0);
+    pt.forEachLeaf((t, i, _level, addr) => {
+      if (!entryDevmap(k, pt, t, i) && entrySpecial(pt, t, i)) return;
+      const pfn = pt.fmt.entryPfn(t.lo[i]!, t.hi[i]!);
+      if (k.memmap.state(pfn) !== PageState.TornDown) return;
+      out.push({
+        kind: "dangling-pte",
+        at: "invariant: user page tables",
+        pfn,
+        detail: `pid ${task.pid} (${task.comm}) maps ${hex(addr)} to pfn ${hex(pfn)}, whose memmap was torn down`,
+      });
+    });
   }
 }
 

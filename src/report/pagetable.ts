@@ -6,7 +6,6 @@ import { type PteFlag, testBit } from "../arch/pte.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { entryDevmap } from "../kernel/mm/memory.ts";
 import { type MmStruct, type Task, VM_EXEC, VM_FLAG_MNEMONICS, VM_MAYSHARE, VM_READ, VM_WRITE, type Vma } from "../kernel/mm/mm_types.ts";
-import type { PtTable } from "../kernel/mm/pgtable.ts";
 
 /** The kernel's names for the bits, per arch (pgtable_types.h / pgtable-hwdef.h / book3s pgtable.h). */
 const BIT_NAMES: Record<string, Partial<Record<PteFlag, string>>> = {
@@ -59,36 +58,25 @@ export function pageTableReport(k: Kernel, task: Task): PageTableReport {
   const pt = task.mm.pgd;
   const names = BIT_NAMES[pt.fmt.arch] ?? {};
   const leaves: PageTableLeaf[] = [];
-  const visit = (t: PtTable, base: number): void => {
-    const l = pt.levels[t.depth]!;
+  pt.forEachLeaf((t, i, l, start) => {
     const size = 2 ** l.shift;
-    for (let i = 0; i < t.lo.length; i++) {
-      const c = t.child[i];
-      if (c) {
-        visit(c, base + i * size);
-        continue;
-      }
-      if (t.lo[i] === 0 && t.hi[i] === 0) continue;
-      const lo = t.lo[i]!;
-      const hi = t.hi[i]!;
-      const bits: string[] = [];
-      for (const [flag, n] of Object.entries(pt.fmt.bits) as Array<[PteFlag, number]>) {
-        if (n >= 0 && testBit(lo, hi, n) && names[flag]) bits.push(names[flag]!);
-      }
-      const pfn = pt.fmt.entryPfn(lo, hi);
-      const start = base + i * size;
-      const prev = leaves[leaves.length - 1];
-      const value = ((BigInt(hi) << 32n) | BigInt(lo)).toString(16).padStart(16, "0");
-      const same = prev && prev.level === l.name && prev.end === start && prev.pfn + (prev.count * size) / k.geo.pageSize === pfn && prev.bits.join() === bits.join();
-      if (same) {
-        prev.count++;
-        prev.end = start + size;
-        continue;
-      }
-      leaves.push({ start, end: start + size, level: l.name, count: 1, entry: value, pfn, bits, devmap: entryDevmap(k, pt, t, i) });
+    const lo = t.lo[i]!;
+    const hi = t.hi[i]!;
+    const bits: string[] = [];
+    for (const [flag, n] of Object.entries(pt.fmt.bits) as Array<[PteFlag, number]>) {
+      if (n >= 0 && testBit(lo, hi, n) && names[flag]) bits.push(names[flag]!);
     }
-  };
-  visit(pt.root, 0);
+    const pfn = pt.fmt.entryPfn(lo, hi);
+    const prev = leaves[leaves.length - 1];
+    const value = ((BigInt(hi) << 32n) | BigInt(lo)).toString(16).padStart(16, "0");
+    const same = prev && prev.level === l.name && prev.end === start && prev.pfn + (prev.count * size) / k.geo.pageSize === pfn && prev.bits.join() === bits.join();
+    if (same) {
+      prev.count++;
+      prev.end = start + size;
+      return;
+    }
+    leaves.push({ start, end: start + size, level: l.name, count: 1, entry: value, pfn, bits, devmap: entryDevmap(k, pt, t, i) });
+  });
   return {
     pid: task.pid,
     comm: task.comm,

@@ -23,8 +23,8 @@ import { parseSize } from "../machine/spec.ts";
 import { renderIomem } from "../report/iomem.ts";
 import { DAXCTL_SUBCOMMANDS, runDaxctl } from "../tools/daxctl_cli.ts";
 import { NDCTL_SUBCOMMANDS, runNdctl } from "../tools/ndctl_cli.ts";
-import { EACCES, EISDIR, strerror } from "./errno_text.ts";
 import { auditCommands } from "./audit_commands.ts";
+import { EACCES, EISDIR, strerror } from "./errno_text.ts";
 import { fsCommands } from "./fs_commands.ts";
 import type { Invocation } from "./tokenize.ts";
 import { userCommands } from "./user_commands.ts";
@@ -72,16 +72,9 @@ export function defineCommand<P>(def: {
   parse(inv: Invocation): P;
   run(k: Kernel, args: P, ctx: StepContext): StepOutput;
 }): ScenarioCommand {
-  return {
-    name: def.name,
-    usage: def.usage,
-    summary: def.summary,
-    check: (inv) => {
-      def.parse(inv);
-    },
-    run: (k, inv, ctx) => def.run(k, def.parse(inv), ctx),
-    path: (k, inv, ctx) => pathOf(def.name, () => def.run(k, def.parse(inv), ctx)),
-  };
+  // One atomic step; run alone it cannot block, so it is called directly.
+  const cmd = definePathCommand({ ...def, path: (k, args, ctx) => pathOf(def.name, () => def.run(k, args, ctx)) });
+  return { ...cmd, run: (k, inv, ctx) => def.run(k, def.parse(inv), ctx) };
 }
 
 /**

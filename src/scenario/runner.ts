@@ -221,14 +221,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
  */
 function runThreadsInOrder(k: Kernel, s: Scenario, always: readonly ShowPart[]): StepResult[] {
   const exec = new Execution(k, threadPrograms(s), checkInvariants);
-  let prev = -1;
-  for (;;) {
-    const en = exec.enabled();
-    if (en.length === 0) break;
-    const t = en.includes(prev) ? prev : en[0]!;
-    exec.step(t);
-    prev = t;
-  }
+  exec.runWithoutPreemption();
   const waiting = new Map(exec.waiters().map((w) => [w.thread, w]));
   const out: StepResult[] = [];
   s.threads.forEach((th, t) => {

@@ -153,6 +153,18 @@ export class Execution<R> {
     return out;
   }
 
+  /**
+   * Go on without preempting — the thread that ran last while it can, else the lowest that can — until
+   * nothing can run (all done, or a hang). The schedule explore tries first, and how a replay ends.
+   */
+  runWithoutPreemption(): void {
+    for (;;) {
+      const en = this.enabled();
+      if (en.length === 0) return;
+      this.step(en.includes(this.last) ? this.last : en[0]!);
+    }
+  }
+
   /** This execution's violations (not the setup's). */
   violations(): Violation[] {
     return this.k.sanitizer.violations.slice(this.violationBase);

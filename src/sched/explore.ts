@@ -147,15 +147,7 @@ export function runSchedule<R>(target: ExploreTarget<R>, schedule: readonly numb
     exec.step(t);
     prev = t;
   }
-  if (opts.complete !== false) {
-    for (;;) {
-      const en = exec.enabled();
-      if (en.length === 0) break;
-      const t = en.includes(prev) ? prev : en[0]!;
-      exec.step(t);
-      prev = t;
-    }
-  }
+  if (opts.complete !== false) exec.runWithoutPreemption();
   return { exec, preemptions, fits: true };
 }
 

@@ -2,29 +2,13 @@
  * `zonedev explore` and `zonedev replay` as a user runs them: real processes, stdout/stderr/exit status.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { expectUsageError, ROOT, run } from "../support/cli.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/zonedev.js", import.meta.url));
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const LEAK = "scenarios/driver-leaks-page-ref.yaml";
-
-function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", cwd: ROOT });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-function expectUsageError(r: ReturnType<typeof run>, pattern: RegExp) {
-  assert.equal(r.code, 2, `exit status (stderr: ${r.err})`);
-  assert.equal(r.out, "", "no partial output");
-  const lines = r.err.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one line, got: ${r.err}`);
-  assert.match(lines[0]!, pattern);
-}
 
 const tmp = mkdtempSync(join(tmpdir(), "zonedev-explore-"));
 

@@ -217,6 +217,20 @@ export class PageTable {
     }
   }
 
+  /** Every leaf entry that is not none, in address order: its table, slot, level and the address it maps. */
+  forEachLeaf(visit: (t: PtTable, idx: number, level: Level, addr: number) => void): void {
+    const walk = (t: PtTable, base: number): void => {
+      const level = this.levels[t.depth]!;
+      const size = 2 ** level.shift;
+      for (let i = 0; i < t.lo.length; i++) {
+        const c = t.child[i];
+        if (c) walk(c, base + i * size);
+        else if (t.lo[i] !== 0 || t.hi[i] !== 0) visit(t, i, level, base + i * size);
+      }
+    };
+    walk(this.root, 0);
+  }
+
   entry(s: Slot): bigint {
     return joinEntry(s.table.lo[s.idx]!, s.table.hi[s.idx]!);
   }
