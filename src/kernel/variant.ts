@@ -30,7 +30,36 @@ export interface KernelVariant {
    * (archHasPteDevmap: the entry encoding and pte/pmd/pud_devmap) and, through pfnTDevmap, by insert_pfn.
    */
   readonly archHasPteDevmap: boolean;
+  /**
+   * A device page reference holds its pgmap (v4.5 … v5.18): memremap_pages() takes a pgmap reference for every
+   * device page (device-private included), __put_page() gives it back when the page reaches 0, and
+   * memunmap_pages() put_page()s every device page once, then waits for the pages still referenced. Since v5.19
+   * ("mm: remove the extra ZONE_DEVICE struct page refcount") FS_DAX/GENERIC/P2PDMA references are dropped in
+   * bulk by memunmap_pages() and a PRIVATE/COHERENT page holds one only while allocated (zone_device_page_init):
+   * a page reference that outlives unbind no longer holds it up (seed 002).
+   */
+  readonly pageRefsHoldPgmap: boolean;
+  /**
+   * pfn_to_online_page() checks the sub-section's validity and, in a section tainted SECTION_TAINT_ZONE_DEVICE,
+   * asks get_dev_pagemap() (v5.12+). Before, every pfn of an online section was "online", device pfns sharing a
+   * section with boot RAM included (seed 002's pfn question).
+   */
+  readonly pfnToOnlinePageKnowsZoneDevice: boolean;
+  /** soft_offline_page(pfn, flags) checks the pfn itself (v5.6+); in 5.4 it took a struct page and tested is_zone_device_page(page). */
+  readonly softOfflineTakesPfn: boolean;
+  /**
+   * do_swap_page() takes the PTL, re-checks the entry and get_page()s a device-private page before
+   * ->migrate_to_ram (v6.1-rc1, "mm/memory.c: fix race when faulting a device private page"); before, it called
+   * ->migrate_to_ram with neither.
+   */
+  readonly devicePrivateFaultTakesRef: boolean;
 }
+
+/** 5.18's: page references hold the pgmap (until v5.19), pfn_to_online_page knows ZONE_DEVICE (v5.12+). */
+const AS_5_18 = { pageRefsHoldPgmap: true, pfnToOnlinePageKnowsZoneDevice: true, softOfflineTakesPfn: true, devicePrivateFaultTakesRef: false } as const;
+
+/** The fields every kernel since the v5.19 refcount rework and 6.1-rc1's device-private fault fix shares. */
+const SINCE_6_1 = { pageRefsHoldPgmap: false, pfnToOnlinePageKnowsZoneDevice: true, softOfflineTakesPfn: true, devicePrivateFaultTakesRef: true } as const;
 
 export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
   "6.1": {
@@ -41,6 +70,7 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
     archHasPteDevmap: true,
+    ...SINCE_6_1,
   },
   "6.1.0": {
     name: "6.1.0",
@@ -50,15 +80,34 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
     archHasPteDevmap: true,
+    ...SINCE_6_1,
   },
   "5.18": {
     name: "5.18",
-    description: "before the refcount rework: every ZONE_DEVICE page idles at refcount 1, page_free at 1",
+    description: "before the refcount rework (v5.19): every ZONE_DEVICE page idles at refcount 1, page_free at 1, and holds a pgmap reference: memunmap_pages put_page()s each page and waits for the referenced ones",
     deviceFreeAtRefcountOne: true,
     x86MaxPfnRaisedByDevice: true,
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
     archHasPteDevmap: true,
+    ...AS_5_18,
+  },
+  "5.4": {
+    name: "5.4",
+    description:
+      "Linux 5.4 (October 2019), the kernel of Dan Williams' audit of is_zone_device_page() users (seed 002): every device page " +
+      "idles at refcount 1 and is free at 1 (device-private too) and holds a pgmap reference, memunmap_pages() put_page()s each " +
+      "page and waits for the referenced ones, pfn_to_online_page() has no ZONE_DEVICE section taint, soft_offline_page() takes " +
+      "a struct page, do_swap_page() calls ->migrate_to_ram without the PTL or a page reference",
+    deviceFreeAtRefcountOne: true,
+    x86MaxPfnRaisedByDevice: true,
+    subsectionZoneDeviceMap: false,
+    pgReservedOnDevicePages: true,
+    archHasPteDevmap: true,
+    pageRefsHoldPgmap: true,
+    pfnToOnlinePageKnowsZoneDevice: false,
+    softOfflineTakesPfn: false,
+    devicePrivateFaultTakesRef: false,
   },
   "2015-rfc": {
     name: "2015-rfc",
@@ -68,6 +117,9 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
     archHasPteDevmap: true,
+    // Per-page pgmap references date from v4.5; the pfn_to_online_page and soft-offline fields are as 5.18's so that
+    // seed 003's question is the only difference from it.
+    ...AS_5_18,
   },
   "zone-device-subsection-map": {
     name: "zone-device-subsection-map",
@@ -77,6 +129,7 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
     subsectionZoneDeviceMap: true,
     pgReservedOnDevicePages: true,
     archHasPteDevmap: true,
+    ...SINCE_6_1,
   },
   "arm64-no-pte-devmap": {
     name: "arm64-no-pte-devmap",
@@ -85,12 +138,15 @@ export const VARIANTS: Readonly<Record<string, KernelVariant>> = {
       "(arm64's PTE_DEVMAP, bit 57, and ARCH_HAS_PTE_DEVMAP came in 5.3): pfn_t_devmap() is false, so insert_pfn makes " +
       "special PTEs and vmf_insert_pfn_pmd plain block PMDs; pte/pmd_devmap() are 0, so GUP-fast refuses a special PTE " +
       "and takes a device PMD like a THP, a plain page reference without get_dev_pagemap; everything else as 6.1 " +
-      "(pgmap and page lifetimes included)",
+      "(pgmap and page lifetimes included). vmf_insert_pfn_pmd and fs/dax.c still build plain device PMDs, as a VM_MIXEDMAP " +
+      "mapping would (6.1's fs/dax.c refuses a PMD without pfn_t_devmap; see scenarios/seed000-gup-fast-unbind-no-devmap.yaml); " +
+      "PTE faults without VM_MIXEDMAP hit vm_mixed_ok's BUG_ON",
     deviceFreeAtRefcountOne: false,
     x86MaxPfnRaisedByDevice: false,
     subsectionZoneDeviceMap: false,
     pgReservedOnDevicePages: true,
     archHasPteDevmap: false,
+    ...SINCE_6_1,
   },
 };
 

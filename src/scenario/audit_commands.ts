@@ -23,7 +23,7 @@
  *
  * PROC is a process created by `process NAME`. ADDR is hex, or LABEL[+OFFSET] where LABEL is a mapping label the
  * environment knows (AuditEnv.label: the runner's `mmap --as` labels) or else the base name of a file the process
- * maps (mmap's default label, e.g. dax0.0). Not registered in builtinCommands(): the lead wires auditCommands().
+ * maps (mmap's default label, e.g. dax0.0). Registered in builtinCommands() with the default environment.
  */
 import { findDevDax } from "../kernel/drivers/dax/device.ts";
 import { isPciP2pdmaPage, pciAllocP2pmem, pciFreeP2pmem } from "../kernel/drivers/pci/p2pdma.ts";
@@ -34,9 +34,10 @@ import type { DevPagemap } from "../kernel/mm/dev_pagemap.ts";
 import { entryNone, entryPfn } from "../kernel/mm/memory.ts";
 import { MF_ACTION_REQUIRED, memoryFailure } from "../kernel/mm/memory_failure.ts";
 import { madviseSoftOffline, softOfflinePageStore } from "../kernel/mm/memory_failure_soft.ts";
+import { memunmapPages } from "../kernel/mm/memremap.ts";
 import { doAnonymousPage, doSwapPageDevicePrivate, isDevicePrivatePage, type MigrateResult, migrateToDevice, unmapAndMoveToDevice, zapDevicePrivate } from "../kernel/mm/migrate_device.ts";
 import type { Task } from "../kernel/mm/mm_types.ts";
-import { hex, memunmapPagesV54, type PutOutcome, putPage, releasePages } from "../kernel/mm/swap.ts";
+import { hex, type PutOutcome, putPage, releasePages } from "../kernel/mm/swap.ts";
 import type { KernelPath } from "../kernel/path.ts";
 import { BadArguments, definePathCommand, type ScenarioCommand, type StepOutput, sizeArg, splitOptions } from "./commands.ts";
 import type { Invocation } from "./tokenize.ts";
@@ -278,12 +279,12 @@ export function auditCommands(env: AuditEnv = defaultAuditEnv): ScenarioCommand[
   const memunmap = definePathCommand({
     name: "memunmap_pages",
     usage: "memunmap_pages DEVICE",
-    summary: "memunmap_pages() of DEVICE's dev_pagemap as the variant's kernel runs it (5.4: put_page() on every device page, then wait)",
+    summary: "memunmap_pages() of DEVICE's dev_pagemap, as the variant's kernel runs it (5.4: put_page() on every device page, then wait)",
     parse: (inv) => args(inv, ["DEVICE"])[0]!,
     *path(k, device) {
       const pgmap = pgmapOf(k, device) ?? (findDevDax(k, device)?.pgmap ?? null);
       if (!pgmap) return { stdout: `memunmap_pages: ${device}: no dev_pagemap to tear down\n`, rc: -ENXIO, errno: -ENXIO };
-      yield* memunmapPagesV54(k, pgmap);
+      yield* memunmapPages(k, pgmap);
       return { stdout: "", rc: 0 };
     },
   });

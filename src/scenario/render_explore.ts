@@ -66,7 +66,7 @@ export function renderExploration(e: Exploration, elapsedMs: number | null): str
   ];
   const how =
     r.mode === "exhaustive"
-      ? `exhaustive${e.request.reduction ? ", sleep sets" : ", no reduction"}${e.request.depth !== null ? `, ≤ ${plural(e.request.depth, "preemption")}` : ""}`
+      ? `exhaustive${!e.request.reduction ? ", no reduction" : e.request.depth === null ? ", sleep sets + DPOR" : ", sleep sets"}${e.request.depth !== null ? `, ≤ ${plural(e.request.depth, "preemption")}` : ""}`
       : `random (PCT depth ${e.request.depth}, seed ${e.request.seed}, ${plural(e.request.runs, "run")})`;
   lines.push(`${how}: ${plural(r.schedules, "schedule")} run to an end, ${r.pruned} pruned, ${plural(r.steps, "step")}, ${plural(r.states, "distinct end state")} (${r.outcomes.ok} clean, ${r.outcomes.violation} violating, ${r.outcomes.hang} hung)${r.mode === "exhaustive" ? (r.complete ? "; complete" : "; stopped early") : ""}${elapsedMs !== null ? ` in ${(elapsedMs / 1000).toFixed(2)} s` : ""}`);
   if (r.findings.length === 0) lines.push("found: nothing — no schedule breaks an invariant, trips the sanitizer or hangs");

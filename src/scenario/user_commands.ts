@@ -326,7 +326,7 @@ export function userCommands(): ScenarioCommand[] {
   });
 
   const pagetableCommand = reportCommand("pagetable", "the process's page-table entries, raw and decoded", (k, t) => renderPageTable(pageTableReport(k, t)));
-  const smapsCommand = reportCommand("smaps", "an smaps-like view of the process's mappings", (k, t) => renderSmaps(k, t.mm));
+  const smapsCommand = reportCommand("smaps", "/proc/PID/smaps as 6.1 accounts it (reading it splits devmap PUDs, as 6.1 does)", (k, t) => renderSmaps(k, t.mm));
 
   const exitCommand = definePathCommand({
     name: "exit",

@@ -11,7 +11,6 @@ import { describe, it } from "node:test";
 import { bootKernel } from "../../src/kernel/boot.ts";
 import type { Kernel } from "../../src/kernel/kernel.ts";
 import { VARIANTS } from "../../src/kernel/variant.ts";
-import { variantV54 } from "../../src/kernel/variant_audit.ts";
 import { machinePreset } from "../../src/machine/presets.ts";
 import { auditCommands } from "../../src/scenario/audit_commands.ts";
 import { BadArguments, builtinCommands, type CommandRegistry, type StepOutput } from "../../src/scenario/commands.ts";
@@ -44,7 +43,7 @@ function thread(k: Kernel, reg: CommandRegistry, text: string): Thread<StepOutpu
 }
 
 function devdaxKernel(era: "5.4" | "6.1"): { k: Kernel; reg: CommandRegistry } {
-  const k = bootKernel(machinePreset("qemu-q35-3g-pmem1g"), era === "5.4" ? variantV54() : VARIANTS["6.1"]!);
+  const k = bootKernel(machinePreset("qemu-q35-3g-pmem1g"), VARIANTS[era === "5.4" ? "5.4" : "6.1"]!);
   const reg = registry();
   for (const s of ["ndctl create-namespace -f -e namespace0.0 --mode=devdax --align=2M", "process app", "mmap app /dev/dax0.0 64M", "access app dax0.0 --write"]) {
     assert.ok(sh(k, reg, s).rc === 0, s);

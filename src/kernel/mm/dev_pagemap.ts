@@ -1,8 +1,11 @@
 /**
  * struct dev_pagemap and the pgmap registry (include/linux/memremap.h; mm/memremap.c pgmap_array).
  */
+import type { Kernel } from "../kernel.ts";
 import { PercpuRef } from "../lib/percpu_refcount.ts";
 import { RangeMap } from "../lib/rangemap.ts";
+import { type KernelPath, step } from "../path.ts";
+import { pgmapTouch, pgmapUse } from "./page_access.ts";
 import type { VmemAltmap } from "./vmem_altmap.ts";
 
 // ref: include/linux/memremap.h enum memory_type
@@ -117,4 +120,16 @@ export function pgmapVmemmapNr(pgmap: DevPagemap): number {
 /** Types whose idle device pages hold refcount 1 and whose pgmap references are taken in bulk. */
 export function refcountOneType(type: MemoryType): boolean {
   return type !== MemoryType.PRIVATE && type !== MemoryType.COHERENT;
+}
+
+/** Who holds a pgmap reference (a name, so a hang can say who). */
+export type Holder = string;
+
+// ref: include/linux/memremap.h put_dev_pagemap
+export function* putDevPagemap(k: Kernel, pgmap: DevPagemap | null, holder: Holder): KernelPath<void> {
+  if (!pgmap) return;
+  pgmapTouch(k, pgmapUse(k, pgmap, "put_dev_pagemap"));
+  pgmap.ref.putMany(1, holder);
+  if (pgmap.ref.state === "released") pgmap.done = true;
+  yield step("put_dev_pagemap: percpu_ref_put");
 }

@@ -22,7 +22,7 @@ import {
   type VmFault,
   vmaIsDax,
 } from "./mm_types.ts";
-import type { PageTable, PtTable } from "./pgtable.ts";
+import { type PageTable, type PtTable, pfnTDevmap as variantPfnTDevmap } from "./pgtable.ts";
 
 /** pfn_t flags (include/linux/pfn_t.h). */
 export const PFN_DEV = 1 << 1;
@@ -35,6 +35,14 @@ export interface PfnT {
   flags: number;
 }
 
+/**
+ * pfn_t_devmap by the Kconfig symbol alone: it does not look at the variant's archHasPteDevmap, so on
+ * arm64-no-pte-devmap it is still true for PFN_DEV|PFN_MAP. vmf_insert_pfn_pmd/pud (mm/huge_memory.ts) and
+ * dax_iomap_direct_access (fs/dax.ts) use it. With the variant-aware pgtable.ts pfnTDevmap they would, as 6.1's
+ * code does, BUG_ON a device PMD in a VMA without VM_MIXEDMAP and refuse an fsdax PMD (-EINVAL, PTE fallback) —
+ * but scenarios/seed000-gup-fast-unbind-no-devmap.yaml and test/kernel/mm/gup_nodevmap.test.ts map fsdax PMDs on
+ * that variant. insert_pfn and vm_mixed_ok here use the variant-aware one.
+ */
 // ref: include/linux/pfn_t.h pfn_t_devmap
 export function pfnTDevmap(k: Kernel, p: PfnT): boolean {
   const both = PFN_DEV | PFN_MAP;
@@ -111,17 +119,21 @@ function* insertPfn(k: Kernel, vma: Vma, addr: number, pfn: PfnT, prot: bigint, 
   }
   let entry = pt.fmt.pfnEntry(pfn.pfn, prot);
   // Without pte_devmap the entry is only special: GUP-fast can no longer tell it from a normal page's.
-  entry = pfnTDevmap(k, pfn) ? pt.fmt.pteMkdevmap(entry) : entry | (1n << BigInt(pt.fmt.bits.special ?? 0));
+  entry = variantPfnTDevmap(k, pfn) ? pt.fmt.pteMkdevmap(entry) : entry | (1n << BigInt(pt.fmt.bits.special ?? 0));
   if (mkwrite) entry = maybeMkwrite(pt, pt.fmt.mkdirty(pt.fmt.mkyoung(entry), softDirty(k)), vma);
   pt.set(t, idx, entry);
   yield step("insert_pfn: set_pte_at; pte_unmap_unlock");
   return VM_FAULT_NOPAGE;
 }
 
-// ref: mm/memory.c vm_mixed_ok
+/**
+ * vm_mixed_ok: a device pfn needs pfn_t_devmap() — false without pte_devmap (arm64-no-pte-devmap) — or a
+ * VM_MIXEDMAP VMA, which device-dax's and the DAX filesystems' mmap no longer set (since v4.15).
+ */
+// ref: mm/memory.c vm_mixed_ok; include/linux/pfn_t.h pfn_t_devmap, pfn_t_special
 function vmMixedOk(k: Kernel, vma: Vma, pfn: PfnT): boolean {
   if (vma.flags & VM_MIXEDMAP) return true;
-  if (pfnTDevmap(k, pfn)) return true;
+  if (variantPfnTDevmap(k, pfn)) return true;
   return (pfn.flags & PFN_SPECIAL) !== 0 && k.config.enabled("ARCH_HAS_PTE_SPECIAL");
 }
 

@@ -29,7 +29,6 @@ import { UsageError } from "../../errors.ts";
 import { EBUSY, EIO, ENXIO, type Errno } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { type KernelPath, step } from "../path.ts";
-import { auditFields } from "../variant_audit.ts";
 import { FOLL_GET, getUserPagesFast } from "./gup.ts";
 import { flagBit, PG_hwpoison, PG_lru } from "./memmap.ts";
 import { MF_COUNT_INCREASED, MF_SOFT_OFFLINE } from "./memory_failure.ts";
@@ -69,7 +68,7 @@ export function* pfnToOnlinePage(k: Kernel, pfn: number): KernelPath<boolean> {
   const nr = readSection(k, pfn);
   if (nr >= k.geo.nrMemSections) return false;
   if (!k.sections.online(nr)) return false;
-  if (!auditFields(k.variant).pfnToOnlinePageKnowsZoneDevice) return true;
+  if (!k.variant.pfnToOnlinePageKnowsZoneDevice) return true;
   if (!k.sections.pfnSectionValid(nr, pfn)) return false;
   if (!k.sections.onlineDevice(nr)) return true;
   if (k.variant.subsectionZoneDeviceMap) {
@@ -141,7 +140,7 @@ function* softOfflinePagePage(k: Kernel, pfn: number, flags: number, out: SoftOf
 // ref: drivers/base/memory.c soft_offline_page_store (v6.1: soft_offline_page(pfn, 0); v5.4: pfn_valid, pfn_to_online_page, soft_offline_page(pfn_to_page(pfn), 0))
 export function* softOfflinePageStore(k: Kernel, pfn: number): KernelPath<SoftOfflineResult> {
   const out: SoftOfflineResult = { rc: 0, puts: [] };
-  if (auditFields(k.variant).softOfflineTakesPfn) {
+  if (k.variant.softOfflineTakesPfn) {
     out.rc = yield* softOfflinePagePfn(k, pfn, 0, out);
     return out;
   }
@@ -177,12 +176,12 @@ export function* madviseSoftOffline(k: Kernel, task: Task, addr: number): Kernel
   yield step("madvise_inject_error: get_user_pages_fast returned");
   // size = page_size(compound_head(page)) (5.4: compound_order(compound_head(page)))
   pageField(k, compoundHead(k, pfn, "madvise_inject_error"), "order", "madvise_inject_error: page_size(compound_head(page))");
-  if (!auditFields(k.variant).softOfflineTakesPfn && pageField(k, pfn, "flags", "madvise_inject_error: PageHWPoison(page)") & flagBit(PG_hwpoison)) {
+  if (!k.variant.softOfflineTakesPfn && pageField(k, pfn, "flags", "madvise_inject_error: PageHWPoison(page)") & flagBit(PG_hwpoison)) {
     out.puts.push(yield* putPage(k, pfn));
     return out;
   }
   k.printk(`Soft offlining pfn ${hex(pfn)} at process virtual address ${hex(start)}`);
   const flags = MF_COUNT_INCREASED | MF_SOFT_OFFLINE;
-  out.rc = auditFields(k.variant).softOfflineTakesPfn ? yield* softOfflinePagePfn(k, pfn, flags, out) : yield* softOfflinePagePage(k, pfn, flags, out);
+  out.rc = k.variant.softOfflineTakesPfn ? yield* softOfflinePagePfn(k, pfn, flags, out) : yield* softOfflinePagePage(k, pfn, flags, out);
   return out;
 }

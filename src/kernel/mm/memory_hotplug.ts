@@ -28,11 +28,13 @@ import { vmemAltmapOffset } from "./vmem_altmap.ts";
  */
 export const HOTPLUG_KEY = "mem_hotplug";
 
-// ref: mm/memory_hotplug.c pfn_to_online_page
+// ref: mm/memory_hotplug.c pfn_to_online_page (v6.1); include/linux/memory_hotplug.h pfn_to_online_page (v5.4 macro)
 export function pfnToOnlinePage(k: Kernel, pfn: number): boolean {
   const nr = k.sections.pfnToSectionNr(pfn);
   if (nr >= k.geo.nrMemSections) return false;
   if (!k.sections.online(nr)) return false;
+  // 5.4's macro stopped here: every pfn of an online section, device pfns sharing it with boot RAM included.
+  if (!k.variant.pfnToOnlinePageKnowsZoneDevice) return true;
   if (!k.sections.pfnSectionValid(nr, pfn)) return false;
   // Only sections where ZONE_DEVICE and online memory meet take the slow path through get_dev_pagemap().
   if (!k.sections.onlineDevice(nr)) return true;

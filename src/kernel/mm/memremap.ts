@@ -11,16 +11,22 @@ import { IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM, REGION_DISJOINT, REGION_MIXED, 
 import {
   type DevPagemap,
   type DevPagemapSpec,
+  type Holder,
   MemoryType,
   pgmapAltmap,
   pgmapVmemmapNr,
+  putDevPagemap,
   refcountOneType,
 } from "./dev_pagemap.ts";
 import { flagBit, type PageState, PG_head, PG_locked, PG_reserved, pageValue } from "./memmap.ts";
 import { addPages, archAddMemory, HOTPLUG_KEY, mhpRangeAllowed, movePfnRangeToZone, removePages, removePfnRangeFromZone } from "./memory_hotplug.ts";
 import { pageRead, pageWrite, pgmapTouch, pgmapUse, warn } from "./page_access.ts";
+import { noteMemmapWrite } from "./sparse_hotplug.ts";
 import type { MhpParams } from "./sparse_vmemmap.ts";
+import { baseRefHolder, putPage as putPageEra } from "./swap.ts";
 import { vmemAltmapOffset } from "./vmem_altmap.ts";
+
+export { type Holder, putDevPagemap } from "./dev_pagemap.ts";
 
 // ref: mm/memremap.c pfn_first
 export function pfnFirst(k: Kernel, pgmap: DevPagemap, rangeId: number): number {
@@ -54,7 +60,6 @@ export function newDevPagemap(k: Kernel, spec: DevPagemapSpec): DevPagemap {
 }
 
 /** A transient reference holder name for get_dev_pagemap callers. */
-export type Holder = string;
 
 /**
  * get_dev_pagemap(pfn, cached): the pgmap covering pfn with a new live reference, or null (none, or dying).
@@ -85,14 +90,6 @@ export function* getDevPagemap(k: Kernel, pfn: number, holder: Holder, cached: D
   return pgmap;
 }
 
-// ref: include/linux/memremap.h put_dev_pagemap
-export function* putDevPagemap(k: Kernel, pgmap: DevPagemap | null, holder: Holder): KernelPath<void> {
-  if (!pgmap) return;
-  pgmapTouch(k, pgmapUse(k, pgmap, "put_dev_pagemap"));
-  pgmap.ref.putMany(1, holder);
-  if (pgmap.ref.state === "released") pgmap.done = true;
-  yield step("put_dev_pagemap: percpu_ref_put");
-}
 
 /** Is a live pgmap covering pfn? The probe pfn_to_online_page's slow path makes (and drops at once). */
 export function devPagemapLive(k: Kernel, pfn: number): boolean {
@@ -187,8 +184,9 @@ function* pagemapRange(k: Kernel, pgmap: DevPagemap, rangeId: number, nidIn: num
   const zone = k.nodeData(nid).zones.find((z) => z.name === "Device")!;
   memmapInitZoneDevice(k, zone.idx, startPfn, nrPages, pgmap, nid);
   yield step("pagemap_range: memmap_init_zone_device");
-  if (refcountOneType(pgmap.type)) {
-    pgmap.ref.getMany(pfnLen(k, pgmap, rangeId), "device pages (bulk)");
+  // One pgmap reference per (compound) page: all of them for FS_DAX/GENERIC/P2PDMA; before v5.19 every type's.
+  if (refcountOneType(pgmap.type) || k.variant.pageRefsHoldPgmap) {
+    pgmap.ref.getMany(pfnLen(k, pgmap, rangeId), DEVICE_PAGES_BULK);
     pgmapTouch(k, pgmap);
   }
   return 0;
@@ -308,6 +306,44 @@ function* pageunmapRange(k: Kernel, pgmap: DevPagemap, rangeId: number): KernelP
   yield* synchronizeRcu(k, "pgmap_array_delete: synchronize_rcu");
 }
 
+/** The pgmap references memremap_pages() takes for the device pages, as one named holder. */
+const DEVICE_PAGES_BULK = "device pages (bulk)";
+
+/**
+ * Before v5.19 memunmap_pages() put_page()s every device page once (for_each_device_pfn). An idle page drops
+ * from 1 to 0 and __put_page() gives its pgmap reference back; a page someone still references keeps its
+ * reference until its last put_page(): page references hold the device, and the wait below waits for them.
+ *
+ * The idle pages' references go back as one put of the bulk holder (their refcounts are left at 1: the memmap
+ * goes soon after, and nothing in the model looks at an idle page in between). Each page still referenced gets
+ * its own holder first, so a hang names it, and goes through the era's put_page() (mm/swap.ts), at its own
+ * step. The loop reads the memmap directly and, for the explorer, writes the pgmap's whole memmap (`memmap:NR`
+ * of each section, as the kernel's loop writes every page): one key per section, not one per page.
+ */
+// ref: mm/memremap.c memunmap_pages (v5.18: for_each_device_pfn(pfn, pgmap, i) put_page(pfn_to_page(pfn)))
+function* putEachDevicePage(k: Kernel, pgmap: DevPagemap): KernelPath<void> {
+  const busy: number[] = [];
+  let idle = 0;
+  const nr = pgmapVmemmapNr(pgmap);
+  for (let i = 0; i < pgmap.nrRange; i++) {
+    const end = pfnEnd(k, pgmap, i);
+    for (let pfn = pfnFirst(k, pgmap, i); pfn < end; pfn += nr) {
+      if (k.memmap.field(pfn, "refcount") > 1) busy.push(pfn);
+      else idle++;
+    }
+  }
+  for (let i = 0; i < pgmap.nrRange; i++) noteMemmapWrite(k, pfnFirst(k, pgmap, i), pfnEnd(k, pgmap, i) - pfnFirst(k, pgmap, i));
+  pgmapTouch(k, pgmap);
+  for (const pfn of busy) {
+    pgmap.ref.getMany(1, baseRefHolder(pfn));
+    pgmap.ref.putMany(1, DEVICE_PAGES_BULK);
+  }
+  if (idle > 0) pgmap.ref.putMany(idle, DEVICE_PAGES_BULK);
+  if (pgmap.ref.state === "released") pgmap.done = true;
+  yield step(`memunmap_pages: put_page() on ${idle} idle device page${idle === 1 ? "" : "s"}`);
+  for (const pfn of busy) yield* putPageEra(k, pfn);
+}
+
 // ref: mm/memremap.c memunmap_pages
 export function* memunmapPages(k: Kernel, pgmap: DevPagemap): KernelPath<void> {
   pgmapTouch(k, pgmapUse(k, pgmap, "memunmap_pages"));
@@ -319,9 +355,11 @@ export function* memunmapPages(k: Kernel, pgmap: DevPagemap): KernelPath<void> {
   // cannot complete) before a grace period, so readers already inside one — GUP-fast with interrupts off —
   // finish before anything below runs.
   yield* synchronizeRcu(k, "memunmap_pages: percpu_ref_kill (RCU grace period before atomic mode)");
-  if (refcountOneType(pgmap.type)) {
+  if (k.variant.pageRefsHoldPgmap) {
+    yield* putEachDevicePage(k, pgmap);
+  } else if (refcountOneType(pgmap.type)) {
     pgmapTouch(k, pgmap);
-    for (let i = 0; i < pgmap.nrRange; i++) pgmap.ref.putMany(pfnLen(k, pgmap, i), "device pages (bulk)");
+    for (let i = 0; i < pgmap.nrRange; i++) pgmap.ref.putMany(pfnLen(k, pgmap, i), DEVICE_PAGES_BULK);
     if (pgmap.ref.state === "released") pgmap.done = true;
     yield step("memunmap_pages: percpu_ref_put_many(pfn_len)");
   }
@@ -385,11 +423,14 @@ export interface PutResult {
 export function* zoneDevicePageInit(k: Kernel, pfn: number): KernelPath<void> {
   const pgmap = pgmapOfPage(k, pfn, "zone_device_page_init");
   if (!pgmap) return;
-  // WARN_ON_ONCE if the pgmap is already dying, but it proceeds.
-  if (!pgmap.ref.tryGetLive(allocatedPageHolder(pfn))) {
-    warn(k, "zone_device_page_init", "percpu_ref_tryget_live failed: pgmap is dying");
+  // WARN_ON_ONCE if the pgmap is already dying, but it proceeds. Before v5.19 the page's reference from
+  // memremap_pages() was all it needed (and the driver's get_page() was all there was to this).
+  if (!k.variant.pageRefsHoldPgmap) {
+    if (!pgmap.ref.tryGetLive(allocatedPageHolder(pfn))) {
+      warn(k, "zone_device_page_init", "percpu_ref_tryget_live failed: pgmap is dying");
+    }
+    pgmapTouch(k, pgmap);
   }
-  pgmapTouch(k, pgmap);
   const page = pageRead(k, pfn, "zone_device_page_init");
   pageWrite(k, pfn, "refcount", k.variant.deviceFreeAtRefcountOne ? page.refcount + 1 : 1, "zone_device_page_init");
   pageWrite(k, pfn, "flags", page.flags | flagBit(PG_locked), "zone_device_page_init: lock_page");
@@ -415,11 +456,17 @@ function compoundHeadPfn(k: Kernel, pfn: number, at: string): number {
 
 /**
  * put_page on a ZONE_DEVICE page: FS_DAX pages are intercepted while devmap_managed_key is on (decrement,
- * wake at 1); everything else drops to zero and frees (free_zone_device_page). In the 5.18 variant
- * PRIVATE/COHERENT pages are devmap-managed too and are freed when they drop back to 1.
+ * wake at 1); everything else drops to zero and frees (free_zone_device_page). Variants whose page references
+ * hold the pgmap (5.4, 5.18: PRIVATE/COHERENT pages devmap-managed too and free at 1, __put_page at 0) take the
+ * era's put_page in mm/swap.ts.
  */
-// ref: include/linux/mm.h put_page, put_devmap_managed_page_refs (v5.18: page_is_devmap_managed); mm/memremap.c __put_devmap_managed_page_refs
+// ref: include/linux/mm.h put_page, put_devmap_managed_page_refs; mm/memremap.c __put_devmap_managed_page_refs
 export function* putPage(k: Kernel, pfn: number, refs = 1): KernelPath<PutResult> {
+  if (k.variant.pageRefsHoldPgmap) {
+    // The era's put_page(), whose __put_page() gives a device page's pgmap reference back at 0.
+    const out = yield* putPageEra(k, pfn, refs);
+    return { refcount: out.refcount, woke: out.woke === true, freed: out.freed === true };
+  }
   const head = compoundHeadPfn(k, pfn, "put_page");
   const page = pageRead(k, head, "put_page");
   const pgmap = k.zoneNames[page.zone] === "Device" && page.pgmap ? pgmapUse(k, k.pgmaps.byId.get(page.pgmap)!, "put_page") : null;
@@ -428,15 +475,6 @@ export function* putPage(k: Kernel, pfn: number, refs = 1): KernelPath<PutResult
   yield step("put_page: page_ref_sub_return");
   if (pgmap && pgmap.type === MemoryType.FS_DAX && k.pgmaps.devmapManagedKey > 0 && k.config.enabled("FS_DAX")) {
     return { refcount: count, woke: count === 1, freed: false };
-  }
-  // Before the refcount rework only PRIVATE (and FS_DAX, above) pages were devmap-managed (page_is_devmap_managed):
-  // GENERIC/P2PDMA pages took the ordinary put_page path there too.
-  if (pgmap && k.variant.deviceFreeAtRefcountOne && !refcountOneType(pgmap.type)) {
-    if (count === 1) {
-      const freed = yield* freeZoneDevicePage(k, head, pgmap);
-      return { refcount: 1, woke: false, freed };
-    }
-    return { refcount: count, woke: false, freed: false };
   }
   if (count === 0 && pgmap) {
     const freed = yield* freeZoneDevicePage(k, head, pgmap);

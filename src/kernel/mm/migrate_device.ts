@@ -25,7 +25,6 @@
 import { EBUSY, EFAULT, ENOMEM, type Errno } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { type KernelPath, step } from "../path.ts";
-import { auditFields } from "../variant_audit.ts";
 import { type DevPagemap, MemoryType } from "./dev_pagemap.ts";
 import { memCgroupCharge } from "./memcontrol.ts";
 import { flagBit, PG_locked } from "./memmap.ts";
@@ -283,7 +282,7 @@ export function* doSwapPageDevicePrivate(k: Kernel, task: Task, addr: number): K
   yield step("handle_pte_fault: vmf->orig_pte = *vmf->pte");
   if (orig?.kind !== "device-private") return none;
   const page = orig.pfn;
-  const takesRef = auditFields(k.variant).devicePrivateFaultTakesRef;
+  const takesRef = k.variant.devicePrivateFaultTakesRef;
   if (takesRef) {
     yield* pteOffsetMapLock(k, mm, addr, "do_swap_page");
     const now = anonPte(k, mm, addr);

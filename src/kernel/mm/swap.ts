@@ -1,7 +1,7 @@
 /**
  * Dropping references to ZONE_DEVICE pages (mm/swap.c release_pages, __put_page / __folio_put; include/linux/mm.h
  * put_page, put_devmap_managed_page; mm/memremap.c __put_devmap_managed_page, free_zone_device_page) in the two
- * eras of seed 002's audit, and 5.4's memunmap_pages(), which made a page reference hold the device.
+ * eras of seed 002's audit (mm/memremap.ts's memunmap_pages() uses it for 5.4's per-page put).
  *
  * 5.4 (k.variant.deviceFreeAtRefcountOne): every device page idles at refcount 1. put_page() first offers the
  * page to put_devmap_managed_page(), which takes MEMORY_DEVICE_PRIVATE and FS_DAX pages while devmap_managed_key
@@ -25,15 +25,12 @@
  * (no LRU, no per-cpu lists); compound device pages of 5.4 did not exist (device-dax used base pages until
  * 5.17), the model keeps 6.1's compound layout in both eras and counts a compound page's references on its head.
  */
-import type { Device } from "../drivers/nvdimm/device_core.ts";
 import type { Kernel } from "../kernel.ts";
 import { type KernelPath, step } from "../path.ts";
-import { auditFields } from "../variant_audit.ts";
-import { type DevPagemap, MemoryType, refcountOneType } from "./dev_pagemap.ts";
+import { type DevPagemap, MemoryType, putDevPagemap, refcountOneType } from "./dev_pagemap.ts";
 import { memCgroupUncharge, memCgroupUnchargeList } from "./memcontrol.ts";
 import { flagBit, PG_locked, PG_reserved } from "./memmap.ts";
-import { memunmapPages, pfnEnd, pfnFirst, putDevPagemap } from "./memremap.ts";
-import { pageField, pageWrite, pgmapTouch, pgmapUse, warn } from "./page_access.ts";
+import { pageField, pageWrite, pgmapUse, warn } from "./page_access.ts";
 import { freeKernelPage } from "./pgtable.ts";
 
 /** What one put did. */
@@ -42,6 +39,10 @@ export interface PutOutcome {
   refcount: number;
   /** What the put did, named by the functions that did it ("__put_page: put_dev_pagemap(page->pgmap)", …). */
   did: string[];
+  /** FS_DAX: the page went back to refcount 1 and truncate/hole-punch waiters were woken. */
+  woke?: boolean;
+  /** The page reached its free state and ->page_free ran. */
+  freed?: boolean;
 }
 
 export function hex(n: number): string {
@@ -86,7 +87,7 @@ export function devmapManagedKey(k: Kernel): boolean {
     .some((p) => (p.type === MemoryType.PRIVATE || p.type === MemoryType.FS_DAX) && p.state !== "new" && p.state !== "failed" && p.state !== "exited");
 }
 
-/** The pgmap reference a 5.4 memunmap_pages() left with a page that was still referenced (see memunmapPagesV54). */
+/** The pgmap reference a 5.4 memunmap_pages() left with a page that was still referenced (mm/memremap.ts putEachDevicePage). */
 export function baseRefHolder(pfn: number): string {
   return `base reference of page ${hex(pfn)} (v5.4)`;
 }
@@ -126,6 +127,7 @@ function* putDevmapManagedPage(k: Kernel, pfn: number, refs: number, out: PutOut
   // fsdax page refcounts are 1-based: at 1 the page is free and its waiters are woken.
   out.refcount = refSub(k, pfn, refs, "__put_devmap_managed_page_refs: page_ref_sub_return");
   out.did.push(`put_devmap_managed_page: FS_DAX page, refcount ${out.refcount}${out.refcount === 1 ? ": wake_up_var(&page->_refcount)" : ""}`);
+  out.woke = out.refcount === 1;
   return true;
 }
 
@@ -146,9 +148,11 @@ function* putDevmapManagedPageV54(k: Kernel, pfn: number, refs: number, out: Put
     if (ops?.type === MemoryType.FS_DAX) {
       // pmem's page_free in 5.4 (pmem_pagemap_page_free) wakes the truncate/hole-punch waiters.
       out.did.push("__put_devmap_managed_page: refcount 1: ->page_free (pmem: wake_up_var)");
+      out.woke = true;
     } else if (ops?.ops?.pageFree) {
       ops.ops.pageFree(pfn);
       out.did.push("__put_devmap_managed_page: refcount 1: ->page_free");
+      out.freed = true;
     } else if (ops) {
       k.sanitizer.report({ kind: "null-pointer-dereference", at: "__put_devmap_managed_page", pfn, detail: `page->pgmap->ops->page_free of pfn ${hex(pfn)} is NULL` });
     }
@@ -200,6 +204,7 @@ function* freeZoneDevicePage(k: Kernel, pfn: number, out: PutOutcome): KernelPat
   pageWrite(k, pfn, "mapping", 0, "free_zone_device_page: page->mapping = NULL");
   pgmap.ops.pageFree(pfn);
   out.did.push("free_zone_device_page: ->page_free");
+  out.freed = true;
   const p = pagePgmap(k, pfn, "free_zone_device_page: page->pgmap->type");
   if (!p) return;
   if (refcountOneType(p.type)) {
@@ -288,67 +293,4 @@ export function* releasePages(k: Kernel, pages: readonly number[]): KernelPath<P
     }
   }
   return outs;
-}
-
-/**
- * memunmap_pages() as 5.4 runs it: percpu_ref_kill, then put_page() on every device page (for_each_device_pfn),
- * then wait and tear down. An idle page drops to 0 and gives its pgmap reference back; a page someone still
- * references keeps one (held here as baseRefHolder(pfn)) until its last put_page reaches __put_page. With a
- * variant whose page references do not hold the pgmap (6.1) this is memunmap_pages() itself.
- *
- * Written on top of 6.1's memunmap_pages (mm/memremap.ts), which drops the references in bulk: the pages still
- * referenced get theirs first, so the bulk put leaves them. It stands in for the per-page loop until memremap.ts
- * models it behind a variant field (docs/seed-002-audit.md, "Changes requested"). The loop reads the memmap
- * directly (it looks at every device page; recording each would swamp the explorer's footprints) and records
- * the pages it puts.
- */
-// ref: mm/memremap.c memunmap_pages (v5.4: dev_pagemap_kill; for_each_device_pfn put_page(pfn_to_page(pfn)); dev_pagemap_cleanup)
-export function* memunmapPagesV54(k: Kernel, pgmap: DevPagemap): KernelPath<void> {
-  yield* killAndPutEachPage(k, pgmap);
-  yield* memunmapPages(k, pgmap);
-}
-
-/**
- * 5.4's dev_pagemap_kill and put_page() loop; 6.1's memunmap_pages does the rest (its kill is then a no-op). In 5.4
- * every device page held a pgmap reference from memremap_pages on; the model's pgmaps hold the 6.1 set (bulk for
- * FS_DAX/GENERIC/P2PDMA, per allocation for PRIVATE), so the pages still referenced get theirs (baseRefHolder)
- * before the kill, and the loop's put_page() runs on them as 5.4's did.
- */
-function* killAndPutEachPage(k: Kernel, pgmap: DevPagemap): KernelPath<void> {
-  if (!auditFields(k.variant).pageRefsHoldPgmap) return;
-  // Compound pages (6.1's layout) are counted on their heads; pfn_first skips the altmap's own storage. An idle
-  // page (refcount 1) drops to 0 in the loop, and its reference goes with the bulk put (or had none, PRIVATE).
-  const busy: number[] = [];
-  const nr = 2 ** pgmap.vmemmapShift;
-  for (let i = 0; i < pgmap.nrRange; i++) {
-    const end = pfnEnd(k, pgmap, i);
-    for (let pfn = pfnFirst(k, pgmap, i); pfn < end; pfn += nr) if (k.memmap.field(pfn, "refcount") > 1) busy.push(pfn);
-  }
-  for (const pfn of busy) pgmap.ref.getMany(1, baseRefHolder(pfn));
-  pgmapTouch(k, pgmapUse(k, pgmap, "memunmap_pages"));
-  pgmap.ref.kill();
-  if (pgmap.ref.state === "released") pgmap.done = true;
-  if (pgmap.state === "live") pgmap.state = "dying";
-  yield step("memunmap_pages: dev_pagemap_kill");
-  for (const pfn of busy) yield* putPage(k, pfn);
-}
-
-/**
- * Make a device's devm_memremap_pages action run 5.4's memunmap_pages (memunmapPagesV54) when the variant's
- * page references hold the pgmap: the unbind paths (device_dax, nd_pmem) then behave as 5.4's did. No-op for
- * other variants. For tests and the explorer until memremap.ts grows the variant field.
- */
-export function useV54Teardown(k: Kernel, dev: Device, pgmap: DevPagemap): void {
-  if (!auditFields(k.variant).pageRefsHoldPgmap) return;
-  const i = dev.devres.findIndex((r) => r.what === "devm_memremap_pages");
-  if (i < 0) return;
-  const orig = dev.devres[i]!;
-  dev.devres[i] = {
-    what: orig.what,
-    *release() {
-      yield* killAndPutEachPage(k, pgmap);
-      // The driver's own action: 6.1's memunmap_pages (bulk put, wait, teardown) and its cleanup.
-      yield* orig.release();
-    },
-  };
 }

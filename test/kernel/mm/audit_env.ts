@@ -13,16 +13,14 @@ import type { Kernel } from "../../../src/kernel/kernel.ts";
 import { type DevPagemap, MemoryType } from "../../../src/kernel/mm/dev_pagemap.ts";
 import { FOLL_GET, getUserPagesFast } from "../../../src/kernel/mm/gup.ts";
 import { handleMmFault } from "../../../src/kernel/mm/memory.ts";
-import { memremapPages, newDevPagemap } from "../../../src/kernel/mm/memremap.ts";
+import { memremapPages, memunmapPages, newDevPagemap } from "../../../src/kernel/mm/memremap.ts";
 import { doAnonymousPage, migrateToDevice } from "../../../src/kernel/mm/migrate_device.ts";
 import { type Task, vmaLookup } from "../../../src/kernel/mm/mm_types.ts";
 import { createProcess, doMmap } from "../../../src/kernel/mm/mmap.ts";
-import { memunmapPagesV54, useV54Teardown } from "../../../src/kernel/mm/swap.ts";
 import type { KernelPath, Yield } from "../../../src/kernel/path.ts";
 import { runToEnd } from "../../../src/kernel/path.ts";
 import type { ViolationKind } from "../../../src/kernel/sanitizer.ts";
 import { type KernelVariant, VARIANTS } from "../../../src/kernel/variant.ts";
-import { variantV54 } from "../../../src/kernel/variant_audit.ts";
 import { MACHINE_PRESETS, machinePreset } from "../../../src/machine/presets.ts";
 import { type MachineFile, resolveMachine } from "../../../src/machine/spec.ts";
 import { runNdctl } from "../../../src/tools/ndctl_cli.ts";
@@ -34,7 +32,7 @@ export type Era = "5.4" | "6.1" | "zone-device-subsection-map";
 export const ERAS: readonly Era[] = ["5.4", "6.1", "zone-device-subsection-map"];
 
 export function variantOf(era: Era): KernelVariant {
-  return era === "5.4" ? variantV54() : VARIANTS[era]!;
+  return VARIANTS[era]!;
 }
 
 /**
@@ -133,19 +131,18 @@ function proc(k: Kernel, comm: string): Task {
   return t;
 }
 
-/** A device with a devm_memremap_pages action and how to unbind it (era-correct teardown installed). */
+/** A device with a devm_memremap_pages action and how to unbind it. */
 export interface Unbindable {
   k: Kernel;
   pgmap: DevPagemap;
   unbind(): Thread<number>;
 }
 
-function unbindThread(k: Kernel, driver: string, device: string, bus: BusName, pgmap: DevPagemap): () => Thread<number> {
+function unbindThread(k: Kernel, driver: string, device: string, bus: BusName): () => Thread<number> {
   return () => {
     const core = deviceCore(k);
     const dev: Device | undefined = core.find(device, bus);
     assert.ok(dev, device);
-    useV54Teardown(k, dev, pgmap);
     const drv = core.drivers.find((d) => d.name === driver);
     assert.ok(drv, driver);
     return new Thread(`unbind ${device}`, unbindStorePath(k, drv, device));
@@ -169,7 +166,7 @@ export function devdax(era: Era): DevDaxEnv {
   const addr = runToEnd(doMmap(k, t, openDevDax(k, dd), { len: 64 * MiB, read: true, write: true, shared: true, offset: 0 }));
   assert.ok(addr > 0);
   assert.equal(runToEnd(handleMmFault(k, vmaLookup(t.mm, addr), addr, true)).size, "pmd");
-  return { k, t, addr, head: 0x101200, pgmap: dd.pgmap, unbind: unbindThread(k, "device_dax", "dax0.0", "dax", dd.pgmap) };
+  return { k, t, addr, head: 0x101200, pgmap: dd.pgmap, unbind: unbindThread(k, "device_dax", "dax0.0", "dax") };
 }
 
 /** get_user_pages_fast(FOLL_GET) of one page at addr: the reference a driver (O_DIRECT, RDMA) would hold. */
@@ -203,7 +200,7 @@ export function fsdax(era: Era): FsDaxEnv {
   assert.ok(pgmap);
   const s = t.mm.pgd.lookup(addr)!;
   const pfn = t.mm.pgd.fmt.entryPfn(s.table.lo[s.idx]!, s.table.hi[s.idx]!);
-  return { k, t, addr, pfn, pgmap, unbind: unbindThread(k, "nd_pmem", "pfn0.0", "nd", pgmap) };
+  return { k, t, addr, pfn, pgmap, unbind: unbindThread(k, "nd_pmem", "pfn0.0", "nd") };
 }
 
 /** The oracle's machine file with the HMM kconfig (DEVICE_PRIVATE, PCI_P2PDMA), no nd_pmem. */
@@ -217,7 +214,7 @@ export const HIGH = 0x940000000;
 
 /** A kernel-level teardown of a pgmap (no driver): memunmap_pages as the era runs it. */
 function memunmapThread(k: Kernel, pgmap: DevPagemap): () => Thread<void> {
-  return () => new Thread(`memunmap_pages ${pgmap.device}`, memunmapPagesV54(k, pgmap));
+  return () => new Thread(`memunmap_pages ${pgmap.device}`, memunmapPages(k, pgmap));
 }
 
 export interface HmmEnv {

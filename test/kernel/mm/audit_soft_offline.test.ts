@@ -59,7 +59,7 @@ for (const era of ERAS) {
 
     it(`(c) teardown between pfn_to_online_page()'s answer and the next struct page read: ${era === "zone-device-subsection-map" ? "no window" : "use-after-free"}`, () => {
       const { k, memunmap } = sharedSection(era);
-      const m = memunmap().runTo(era === "5.4" ? "memunmap_pages: dev_pagemap_kill" : "memunmap_pages: percpu_ref_kill");
+      const m = memunmap().runTo("memunmap_pages: percpu_ref_kill");
       const s = new Thread("soft_offline", softOfflinePageStore(k, SHARED_DEV_PFN)).runTo("pfn_to_online_page");
       assert.equal(m.run(), "done");
       assert.equal(s.finish().rc, -5);

@@ -10,7 +10,7 @@ import { decodeFlags, pteFormat, splitEntry } from "../../../src/arch/pte.ts";
 import { bootKernel } from "../../../src/kernel/boot.ts";
 import { allocDaxRegion, devmCreateDevDax } from "../../../src/kernel/drivers/dax/bus.ts";
 import { findDevDax, openDevDax } from "../../../src/kernel/drivers/dax/device.ts";
-import { type Device, unbindStore } from "../../../src/kernel/drivers/nvdimm/device_core.ts";
+import { unbindStore } from "../../../src/kernel/drivers/nvdimm/device_core.ts";
 import { modprobe } from "../../../src/kernel/drivers/nvdimm/e820_pmem.ts";
 import type { Kernel } from "../../../src/kernel/kernel.ts";
 import { FOLL_FAST_ONLY, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, GUP_PIN_COUNTING_BIAS, getUserPages, getUserPagesFast, unpinUserPages } from "../../../src/kernel/mm/gup.ts";
@@ -21,6 +21,7 @@ import { pageTableLevels } from "../../../src/kernel/mm/pgtable.ts";
 import { runToEnd } from "../../../src/kernel/path.ts";
 import { machinePreset } from "../../../src/machine/presets.ts";
 import { runNdctl } from "../../../src/tools/ndctl_cli.ts";
+import { hmemParent } from "../../support/platform.ts";
 
 const MiB = 2 ** 20;
 
@@ -195,19 +196,7 @@ describe("GUP on device-dax", () => {
 function platformDevDax(preset: string, start: number, align: number): { k: Kernel; t: Task; addr: number } {
   const k = bootKernel(machinePreset(preset));
   assert.equal(modprobe(k, "device_dax"), 0);
-  const parent: Device & { daxRegion: null } = {
-    kind: "platform",
-    name: "hmem.0",
-    bus: null,
-    parent: null,
-    path: "/sys/devices/platform/hmem.0",
-    driver: null,
-    registered: true,
-    numaNode: 0,
-    devres: [],
-    attrs: () => new Map(),
-    daxRegion: null,
-  };
+  const parent = hmemParent();
   const region = allocDaxRegion(parent, 0, { start, end: start + 64 * MiB - 1 }, 0, align, 0);
   assert.ok(region);
   const dd = runToEnd(devmCreateDevDax(k, { region, id: -1, pgmap: null, size: 64 * MiB }));

@@ -19,7 +19,7 @@ import { decodeFlags } from "../../../src/arch/pte.ts";
 import { bootKernel } from "../../../src/kernel/boot.ts";
 import { allocDaxRegion, type DevDax, devmCreateDevDax } from "../../../src/kernel/drivers/dax/bus.ts";
 import { findDevDax, openDevDax } from "../../../src/kernel/drivers/dax/device.ts";
-import { type Device, type Driver, unbindStorePath } from "../../../src/kernel/drivers/nvdimm/device_core.ts";
+import { type Driver, unbindStorePath } from "../../../src/kernel/drivers/nvdimm/device_core.ts";
 import { modprobe } from "../../../src/kernel/drivers/nvdimm/e820_pmem.ts";
 import type { Kernel } from "../../../src/kernel/kernel.ts";
 import { FOLL_PIN, FOLL_WRITE, getUserPagesFast, unpinUserPages } from "../../../src/kernel/mm/gup.ts";
@@ -34,6 +34,7 @@ import { machinePreset } from "../../../src/machine/presets.ts";
 import { builtinCommands } from "../../../src/scenario/commands.ts";
 import { tokenize } from "../../../src/scenario/tokenize.ts";
 import { runNdctl } from "../../../src/tools/ndctl_cli.ts";
+import { hmemParent } from "../../support/platform.ts";
 
 const MiB = 2 ** 20;
 const NO_DEVMAP = VARIANTS["arm64-no-pte-devmap"]!;
@@ -57,19 +58,7 @@ interface Setup {
 function arm64DevDax(variant: KernelVariant, align: number, mixedmap: boolean): Setup {
   const k = bootKernel(machinePreset("arm64-virt-4g"), variant);
   assert.equal(modprobe(k, "device_dax"), 0);
-  const parent: Device & { daxRegion: null } = {
-    kind: "platform",
-    name: "hmem.0",
-    bus: null,
-    parent: null,
-    path: "/sys/devices/platform/hmem.0",
-    driver: null,
-    registered: true,
-    numaNode: 0,
-    devres: [],
-    attrs: () => new Map(),
-    daxRegion: null,
-  };
+  const parent = hmemParent();
   const region = allocDaxRegion(parent, 0, { start: DEV_START, end: DEV_START + 64 * MiB - 1 }, 0, align, 0);
   assert.ok(region);
   const dd = runToEnd(devmCreateDevDax(k, { region, id: -1, pgmap: null, size: 64 * MiB }));

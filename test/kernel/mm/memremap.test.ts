@@ -908,6 +908,64 @@ describe("put_page on device pages (digest 1.7)", () => {
   });
 });
 
+describe("variants whose page references hold the pgmap (5.4, 5.18): memunmap_pages puts every page and waits", () => {
+  /** Step a path until it blocks on a condition that does not hold; then `rest` finishes it. */
+  function untilBlocked(path: KernelPath<void>): { blockedAt: string | null; rest: () => void } {
+    for (;;) {
+      const y = path.next();
+      if (y.done) return { blockedAt: null, rest: () => {} };
+      if (y.value.kind === "block" && !y.value.until()) {
+        const at = y.value.at;
+        return { blockedAt: at, rest: () => runToEnd(path) };
+      }
+    }
+  }
+
+  for (const name of ["5.4", "5.18"]) {
+    it(`${name}: a GENERIC page referenced across memunmap_pages holds the teardown; its last put (__put_page) ends the wait`, () => {
+      const k = boot({}, VARIANTS[name]!);
+      const p = live(k, { device: "dax0.0", type: MemoryType.GENERIC, ranges: [range(HIGH, 2 * MiB)] });
+      const pfn = pfnOf(HIGH) + 3;
+      assert.equal(runToEnd(getPage(k, pfn)), 2);
+      const t = untilBlocked(memunmapPages(k, p));
+      assert.equal(t.blockedAt, "memunmap_pages: wait_for_completion(&pgmap->done)");
+      assert.equal(p.ref.describeHolders(), `base reference of page 0x${pfn.toString(16)} (v5.4)`);
+      assert.equal(k.memmap.get(pfn).refcount, 1, "the loop's put_page took it from 2 to 1");
+      assert.deepEqual(runToEnd(putPage(k, pfn)), { refcount: 0, woke: false, freed: false });
+      assert.equal(p.done, true);
+      t.rest();
+      assert.equal(p.state, "exited");
+      assert.deepEqual(k.sanitizer.errors(), []);
+    });
+  }
+
+  it("6.1: the same reference does not hold the teardown; the put after it writes a freed struct page", () => {
+    const k = boot();
+    const p = live(k, { device: "dax0.0", type: MemoryType.GENERIC, ranges: [range(HIGH, 2 * MiB)] });
+    const pfn = pfnOf(HIGH) + 3;
+    runToEnd(getPage(k, pfn));
+    assert.equal(untilBlocked(memunmapPages(k, p)).blockedAt, null);
+    runToEnd(putPage(k, pfn));
+    assert.ok(k.sanitizer.violations.some((v) => v.kind === "struct-page-use-after-free"));
+  });
+
+  it("5.4: PRIVATE pages hold the bulk reference from memremap_pages; zone_device_page_init takes none; a free at 1 keeps it", () => {
+    const k = boot({ kconfig: "hmm" }, VARIANTS["5.4"]!);
+    const s = spy();
+    const p = live(k, { device: "dmirror0", type: MemoryType.PRIVATE, ranges: [range(HIGH, 2 * MiB)], ops: { migrateToRam: true, pageFree: s.pageFree }, owner: "o" });
+    assert.equal(p.ref.describeHolders(), "initial, device pages (bulk)×512");
+    const pfn = pfnOf(HIGH) + 3;
+    runToEnd(zoneDevicePageInit(k, pfn));
+    assert.equal(p.ref.count, 1 + 512);
+    assert.deepEqual(runToEnd(putPage(k, pfn)), { refcount: 1, woke: false, freed: true });
+    assert.deepEqual(s.freed, [pfn]);
+    assert.equal(p.ref.count, 1 + 512);
+    runToEnd(memunmapPages(k, p));
+    assert.equal(p.state, "exited");
+    assert.deepEqual(k.sanitizer.errors(), []);
+  });
+});
+
 describe("pfn_to_online_page where ZONE_DEVICE shares a section with online boot RAM", () => {
   const DEV = 0x7fe00000; // the last sub-section of section 15, e820 reserved on this machine
   const devPfn = pfnOf(DEV);
