@@ -1,11 +1,14 @@
 /**
- * `npm run bench`: boot, ZONE_DEVICE hot-plug and GUP benchmarks. Each figure is the median of several
- * fresh-process runs (BENCH_RUNS, default 5). `npm run bench -- --json` prints one JSON object per line:
- * {"name", "value", "unit"}; `--only boot|zone-device|gup` runs one group.
+ * `npm run bench`: boot, ZONE_DEVICE hot-plug, GUP and explorer benchmarks. Each figure is the median of
+ * several fresh-process runs (BENCH_RUNS, default 5). `npm run bench -- --json` prints one JSON object per
+ * line: {"name", "value", "unit"}; `--only boot|zone-device|gup|explore` runs one group.
  */
 import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import type { ExploreSample } from "./explore_one.ts";
 
 const json = process.argv.includes("--json");
 const RUNS = Number(process.env["BENCH_RUNS"] ?? 5);
@@ -107,4 +110,68 @@ for (const [label, align, gib] of !run("gup") ? [] : [
   emit(`${label}: fault-in time`, median(samples.map((s) => s.faultMs)), "ms");
   emit(`${label}: unpin time`, median(samples.map((s) => s.unpinMs)), "ms");
   emit(`${label}: peak RSS`, median(samples.map((s) => s.peakRssMiB)), "MiB");
+}
+
+// The explorer (issue 6): steps per second and time to the first violation for seed 000's race (with and
+// without pte_devmap), seed 003 on the 2015 RFC, the leaked page reference, and every seed 002 scenario with
+// an `explore: expect:` (read from scenarios/ at run time); one that expects none has no violation to time,
+// so it gets only the throughput figures.
+const EXPLORE_ONE = fileURLToPath(new URL("./explore_one.ts", import.meta.url));
+const SCENARIOS = fileURLToPath(new URL("../scenarios/", import.meta.url));
+
+function expectOf(file: string): string | null {
+  const doc = parse(readFileSync(`${SCENARIOS}${file}`, "utf8")) as { explore?: { expect?: unknown } } | null;
+  return typeof doc?.explore?.expect === "string" ? doc.explore.expect : null;
+}
+
+const exploreScenarios = !run("explore")
+  ? []
+  : [
+      "seed000-gup-fast-unbind.yaml",
+      "seed000-gup-fast-unbind-no-devmap.yaml",
+      "seed003-max-pfn-2015.yaml",
+      "driver-leaks-page-ref.yaml",
+      ...readdirSync(SCENARIOS)
+        .filter((f) => /^seed002-.*\.yaml$/.test(f))
+        .sort()
+        .filter((f) => expectOf(f) !== null),
+    ];
+if (exploreScenarios.length && !json) {
+  process.stdout.write("# explorer targets (issue 6): >= 1 M scheduled steps/s, each violation found in < 10 s; docs/benchmarks.md\n");
+}
+const exploreAll: ExploreSample[][] = Array.from({ length: RUNS }, () => []);
+for (const file of exploreScenarios) {
+  const name = `explore ${file.replace(/\.yaml$/, "")}`;
+  const samples = Array.from({ length: RUNS }, () => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", EXPLORE_ONE, `${SCENARIOS}${file}`], { encoding: "utf8" })) as ExploreSample);
+  for (const [i, x] of samples.entries()) exploreAll[i]!.push(x);
+  const s0 = samples[0]!;
+  if (!json) {
+    process.stdout.write(`# ${name}: expect ${s0.expect}; ${s0.schedules} schedules (+${s0.pruned} pruned), ${s0.states} end states, ${s0.steps} steps of which ${s0.replaySteps} replayed${s0.golden ? "" : " — NOT the scenario's golden counts"}\n`);
+    const costliest = [...s0.setupSteps].sort((a, b) => b.ms - a.ms)[0];
+    process.stdout.write(`# ${name}: a rebuild is boot ${median(samples.map((x) => x.bootMsMedian)).toFixed(2)} ms${costliest ? ` + ${s0.setupSteps.length} setup steps, the costliest \`${costliest.command}\` ${costliest.ms.toFixed(2)} ms` : ""}\n`);
+    const other = s0.first?.anyFound;
+    if (other && other !== s0.expect) process.stdout.write(`# ${name}: --first stops at ${other} first (${median(samples.map((x) => x.first?.anyMs ?? 0)).toFixed(1)} ms); the figures below time the ${s0.expect}\n`);
+    const missed = samples.filter((x) => x.first !== null && !(x.first.found && x.random?.found));
+    if (missed.length) process.stdout.write(`# ${name}: the expected ${s0.expect} was not found in ${missed.length} of ${samples.length} --first runs\n`);
+  }
+  emit(`${name}: steps/s`, median(samples.map((x) => x.stepsPerSec)), "steps/s");
+  emit(`${name}: stepping steps/s`, median(samples.map((x) => x.steppingStepsPerSec)), "steps/s");
+  emit(`${name}: rebuild ms`, median(samples.map((x) => x.rebuildMsMedian)), "ms");
+  emit(`${name}: rebuild share`, median(samples.map((x) => (x.buildMs / x.wallMs) * 100)), "%");
+  emit(`${name}: exhaustive time`, median(samples.map((x) => x.wallMs)), "ms");
+  const firsts = samples.flatMap((x) => (x.first ? [x.first] : []));
+  const randoms = samples.flatMap((x) => (x.random ? [x.random] : []));
+  if (firsts.length) {
+    emit(`${name}: first violation ms`, median(firsts.map((f) => f.ms)), "ms");
+    emit(`${name}: first violation + shrink ms`, median(firsts.map((f) => f.ms + f.shrinkMs)), "ms");
+  }
+  if (randoms.length) emit(`${name}: random first violation ms`, median(randoms.map((f) => f.ms)), "ms");
+}
+if (exploreScenarios.length) {
+  // Over all of them, run by run: every exhaustive exploration's steps over their wall time, and the slowest find.
+  const sum = (xs: readonly ExploreSample[], f: (x: ExploreSample) => number): number => xs.reduce((a, x) => a + f(x), 0);
+  emit("explore all: steps/s", median(exploreAll.map((xs) => (sum(xs, (x) => x.steps) / sum(xs, (x) => x.wallMs)) * 1000)), "steps/s");
+  emit("explore all: stepping steps/s", median(exploreAll.map((xs) => (sum(xs, (x) => x.steps) / sum(xs, (x) => x.stepMs)) * 1000)), "steps/s");
+  emit("explore all: rebuild share", median(exploreAll.map((xs) => (sum(xs, (x) => x.buildMs) / sum(xs, (x) => x.wallMs)) * 100)), "%");
+  emit("explore all: slowest first violation ms", median(exploreAll.map((xs) => Math.max(0, ...xs.map((x) => x.first?.ms ?? 0)))), "ms");
 }

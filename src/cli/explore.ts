@@ -78,7 +78,7 @@ export function registerExplore(program: Command, exit: { status: number }): voi
     .option("--seed <n>", "the seed for --random (default 1)")
     .option("--depth <d>", "exhaustive: at most D preemptions; random: the PCT depth (default 3)")
     .option("--all", "explore everything and collect every problem (default when the scenario has explore: expectations)")
-    .option("--first", "stop at the first problem found")
+    .option("--first", "stop at the first problem of the scenario's expected kind (any, if it expects none)")
     .option("--no-reduction", "exhaustive without sleep sets (slower; for checking the reduction)")
     .option("--max-schedules <n>", "give up after this many executions (default 100000)")
     .option("--variant <name>", "the kernel variant, overriding the scenario's")

@@ -27,21 +27,28 @@ export interface SysfsDir {
 export type SysfsProvider = (k: Kernel) => SysfsDir[];
 
 export class Sysfs {
-  private readonly providers: SysfsProvider[] = [];
+  private readonly providers: { list: SysfsProvider; under: string | null }[] = [];
 
-  register(p: SysfsProvider): void {
-    this.providers.push(p);
+  /**
+   * `under`: every directory the provider lists is that path or below it, so a lookup elsewhere need not ask it
+   * (the memory block provider lists a directory per block: thousands, on a large machine).
+   */
+  register(p: SysfsProvider, under: string | null = null): void {
+    this.providers.push({ list: p, under });
   }
 
   dirs(k: Kernel): SysfsDir[] {
-    return this.providers.flatMap((p) => p(k));
+    return this.providers.flatMap((p) => p.list(k));
   }
 
   private find(k: Kernel, path: string): SysfsAttr | null {
     const slash = path.lastIndexOf("/");
     const dir = path.slice(0, slash);
     const name = path.slice(slash + 1);
-    for (const d of this.dirs(k)) if (d.path === dir) return d.attrs.get(name) ?? null;
+    for (const p of this.providers) {
+      if (p.under !== null && dir !== p.under && !dir.startsWith(`${p.under}/`)) continue;
+      for (const d of p.list(k)) if (d.path === dir) return d.attrs.get(name) ?? null;
+    }
     return null;
   }
 

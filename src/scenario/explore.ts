@@ -191,6 +191,10 @@ export function exploreScenario(s: Scenario, req: ExploreRequest = DEFAULT_REQUE
   const target = scenarioTarget(s);
   const all = req.all ?? s.explore !== null;
   const depth = req.depth ?? (req.mode === "exhaustive" ? (s.explore?.depth ?? null) : 3);
+  // Stopping early looks for what the scenario expects: a dangling PTE met on the way to a use-after-free
+  // does not end the search (nor the execution) when the use-after-free is the verdict.
+  const expect = s.explore?.expect;
+  const wanted = !all && expect !== undefined && expect !== "none" ? (f: Finding) => matches(f, expect) : undefined;
   const result = explore(target, {
     mode: req.mode,
     reduction: req.reduction,
@@ -199,6 +203,7 @@ export function exploreScenario(s: Scenario, req: ExploreRequest = DEFAULT_REQUE
     seed: req.seed,
     stopAtFirst: !all,
     maxSchedules: req.maxSchedules,
+    ...(wanted ? { stopWhen: wanted } : {}),
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
   });
   let counterexample: Counterexample | null = null;

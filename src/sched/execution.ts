@@ -93,6 +93,8 @@ export class Execution<R> {
   private readonly check: StateCheck | null;
   /** Invariant violations already reported, so a broken state is reported once, where it first appeared. */
   private readonly seen = new Set<string>();
+  /** Per transition, the violations its state check reported (a replay of the transition reports them again). */
+  private readonly checkedAt: (readonly Violation[])[] = [];
 
   constructor(k: Kernel, programs: readonly ThreadProgram<R>[], check: StateCheck | null = null) {
     this.k = k;
@@ -170,8 +172,27 @@ export class Execution<R> {
     return this.k.sanitizer.violations.slice(this.violationBase);
   }
 
+  /** The violations the state check reported after transition i (not the sanitizer's). */
+  checked(i: number): readonly Violation[] {
+    return this.checkedAt[i]!;
+  }
+
   /** Advance thread t by one transition. */
   step(t: number): Transition<R> {
+    return this.advance(t, null);
+  }
+
+  /**
+   * Advance thread t by the transition an earlier execution of the same schedule prefix took from the same
+   * state (the explorer's replay to a backtrack point). The kernel path runs as in step(), but its footprint
+   * and the state check's violations are the ones that execution recorded (`footprint`, `checked(i)`) rather
+   * than recorded and checked again: the model is deterministic, so the transition is the same one.
+   */
+  replay(t: number, known: { readonly footprint: Footprint; readonly checked: readonly Violation[] }): Transition<R> {
+    return this.advance(t, known);
+  }
+
+  private advance(t: number, known: { readonly footprint: Footprint; readonly checked: readonly Violation[] } | null): Transition<R> {
     const th = this.threads[t]!;
     if (!this.canRun(t)) throw new Error(`scheduler: thread ${th.program.name} cannot run`);
     const k = this.k;
@@ -180,11 +201,11 @@ export class Execution<R> {
     const resumedFromWait = th.pending?.kind === "block";
     const from = th.pending?.at ?? "";
     const step = th.stepIdx;
-    const reads = new Set<string>();
-    const writes = new Set<string>();
+    // A replay does not record: the accessors skip building footprint keys when nobody records.
+    const recording = known ? null : { reads: new Set<string>(), writes: new Set<string>() };
     const v0 = k.sanitizer.violations.length;
     const l0 = k.log.length;
-    k.sanitizer.footprint = { reads, writes };
+    k.sanitizer.footprint = recording;
     let result: { value: R } | null = null;
     try {
       th.path ??= th.program.steps[step]!.start(k);
@@ -203,18 +224,32 @@ export class Execution<R> {
       k.sanitizer.footprint = null;
     }
     const violations = k.sanitizer.violations.slice(v0);
-    if (this.check) {
+    const checked: Violation[] = [];
+    if (known) {
+      // The same keys the check would report now: everything it returns is either seen or reported once.
+      for (const v of known.checked) {
+        this.seen.add(`${v.kind}|${v.detail}`);
+        checked.push(v);
+      }
+    } else if (this.check) {
       for (const v of this.check(k)) {
         const key = `${v.kind}|${v.detail}`;
         if (this.seen.has(key)) continue;
         this.seen.add(key);
-        k.sanitizer.report(v);
-        violations.push(v);
+        checked.push(v);
       }
     }
-    widen(k, reads, writes);
-    // A step that resumed from a wait depends on whatever ended the wait: order it against everything.
-    const footprint: Footprint = resumedFromWait ? OPAQUE : { reads, writes, opaque: false };
+    for (const v of checked) {
+      k.sanitizer.report(v);
+      violations.push(v);
+    }
+    this.checkedAt.push(checked);
+    let footprint: Footprint;
+    if (recording) {
+      widen(k, recording.reads, recording.writes);
+      // A step that resumed from a wait depends on whatever ended the wait: order it against everything.
+      footprint = resumedFromWait ? OPAQUE : { reads: recording.reads, writes: recording.writes, opaque: false };
+    } else footprint = known!.footprint;
     const tr: Transition<R> = {
       index: this.transitions.length,
       thread: t,

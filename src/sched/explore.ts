@@ -17,7 +17,7 @@
  */
 import type { Kernel } from "../kernel/kernel.ts";
 import type { Violation } from "../kernel/sanitizer.ts";
-import { Execution, type Footprint, independent, type StateCheck, type ThreadProgram, type Waiter } from "./execution.ts";
+import { Execution, type Footprint, independent, type StateCheck, type ThreadProgram, type Transition, type Waiter } from "./execution.ts";
 
 export interface ExploreTarget<R> {
   /** A fresh kernel with the scenario's setup done: every schedule starts here. */
@@ -39,12 +39,32 @@ export interface ExploreOptions {
   seed?: number;
   /** Stop at the first violation or hang (default), or explore everything and collect them all. */
   stopAtFirst?: boolean;
-  /** End an execution at its first violation (default: as stopAtFirst); shrinking sets it alone. */
+  /**
+   * With stopAtFirst: stop at the first finding this accepts rather than at any (e.g. the kind a scenario
+   * expects). Executions then go on past the violations it does not accept, unless endAtViolation.
+   */
+  stopWhen?: (f: Finding) => boolean;
+  /** End an execution at its first violation (default: as stopAtFirst without stopWhen); shrinking sets it alone. */
   endAtViolation?: boolean;
   /** Exhaustive: give up after this many executions (the result says it is incomplete). */
   maxSchedules?: number;
   /** Called now and then with the counts so far (for a progress bar). */
   onProgress?: (p: Progress) => void;
+  /** Measure where the time goes (the result's `stats`); off by default, so results stay deterministic. */
+  stats?: boolean;
+}
+
+/** Where an exploration's time went (with `stats: true`); the counts are exact, the times wall-clock ms. */
+export interface ExploreStats {
+  /** Executions started: each re-builds the kernel (boot + setup) and checks its initial state. */
+  builds: number;
+  /** Time in those re-builds (target.build and the Execution's initial invariant check). */
+  buildMs: number;
+  /** Transitions executed (as `steps`), of which replays of a prefix to a backtrack point. */
+  steps: number;
+  replaySteps: number;
+  /** Time inside Execution.step (the kernel path, the sanitizer, the invariants), replays included. */
+  stepMs: number;
 }
 
 export interface Progress {
@@ -86,6 +106,8 @@ export interface ExploreResult {
   findings: Finding[];
   /** Exhaustive: every schedule (within the bound) was explored. */
   complete: boolean;
+  /** Only with `stats: true`. */
+  stats?: ExploreStats;
 }
 
 export function isError(v: Violation): boolean {
@@ -163,6 +185,8 @@ interface Frame {
   /** The sleep set at this state. */
   sleep: Map<number, Footprint>;
   chosen: number;
+  /** What the state check reported after the chosen transition (replays report it again). */
+  checked: readonly Violation[];
   prev: number;
   preemptions: number;
 }
@@ -179,6 +203,13 @@ class Tally {
   schedules = 0;
   pruned = 0;
 
+  /** Has a finding been recorded (that `accept` accepts, if given)? */
+  found(accept: ((f: Finding) => boolean) | undefined): boolean {
+    if (!accept) return this.findings.size > 0;
+    for (const f of this.findings.values()) if (accept(f)) return true;
+    return false;
+  }
+
   record<R>(exec: Execution<R>, target: ExploreTarget<R>): void {
     this.schedules++;
     const o = outcomeOf(exec, target);
@@ -190,9 +221,10 @@ class Tally {
     }
   }
 
-  result(mode: ExploreResult["mode"], steps: number, complete: boolean): ExploreResult {
+  result<R>(mode: ExploreResult["mode"], steps: number, complete: boolean, meter: Meter<R>): ExploreResult {
     const outcomes = { ok: 0, violation: 0, hang: 0 };
     for (const k of this.signatures.values()) outcomes[k]++;
+    const stats = meter.stats(steps);
     return {
       mode,
       schedules: this.schedules,
@@ -202,7 +234,55 @@ class Tally {
       outcomes,
       findings: [...this.findings.values()],
       complete,
+      ...(stats ? { stats } : {}),
     };
+  }
+}
+
+/** Starts executions and takes transitions; with stats on, also counts and times them. */
+class Meter<R> {
+  builds = 0;
+  buildMs = 0;
+  replaySteps = 0;
+  stepMs = 0;
+
+  constructor(
+    private readonly target: ExploreTarget<R>,
+    private readonly timed: boolean,
+  ) {}
+
+  /** A fresh execution: the kernel re-built from the setup. */
+  start(): Execution<R> {
+    this.builds++;
+    const t = this.target;
+    if (!this.timed) return new Execution(t.build(), t.programs, t.check);
+    const t0 = performance.now();
+    const exec = new Execution(t.build(), t.programs, t.check);
+    this.buildMs += performance.now() - t0;
+    return exec;
+  }
+
+  step(exec: Execution<R>, thread: number): Transition<R> {
+    if (!this.timed) return exec.step(thread);
+    const t0 = performance.now();
+    const tr = exec.step(thread);
+    this.stepMs += performance.now() - t0;
+    return tr;
+  }
+
+  replay(exec: Execution<R>, thread: number, known: { footprint: Footprint; checked: readonly Violation[] }): void {
+    if (!this.timed) {
+      exec.replay(thread, known);
+      return;
+    }
+    const t0 = performance.now();
+    exec.replay(thread, known);
+    this.stepMs += performance.now() - t0;
+  }
+
+  stats(steps: number): ExploreStats | undefined {
+    if (!this.timed) return undefined;
+    return { builds: this.builds, buildMs: this.buildMs, steps, replaySteps: this.replaySteps, stepMs: this.stepMs };
   }
 }
 
@@ -213,12 +293,13 @@ function exhaustive<R>(target: ExploreTarget<R>, opts: ExploreOptions): ExploreR
   const reduction = opts.reduction ?? true;
   const bound = opts.depth ?? null;
   const stopAtFirst = opts.stopAtFirst ?? true;
-  const endAtViolation = opts.endAtViolation ?? stopAtFirst;
+  const endAtViolation = opts.endAtViolation ?? (stopAtFirst && opts.stopWhen === undefined);
   const max = opts.maxSchedules ?? 100_000;
   const tally = new Tally();
+  const meter = new Meter(target, opts.stats === true);
   const frames: Frame[] = [];
   let steps = 0;
-  let exec = new Execution(target.build(), target.programs, target.check);
+  let exec = meter.start();
   let sleep = new Map<number, Footprint>();
 
   // DPOR (Flanagan & Godefroid, POPL 2005) on top of sleep sets, when there is no preemption bound: a state
@@ -238,9 +319,10 @@ function exhaustive<R>(target: ExploreTarget<R>, opts: ExploreOptions): ExploreR
 
   /** Take transition c from the state of frame f (the top); true when the execution ends here. */
   const take = (f: Frame, c: number): boolean => {
-    const tr = exec.step(c);
+    const tr = meter.step(exec, c);
     steps++;
     f.tried.set(c, tr.footprint);
+    f.checked = exec.checked(tr.index);
     if (dpor) addRace(frames.length - 1, c, tr.footprint);
     if (reduction) {
       // Siblings tried before c sleep in c's subtree until something dependent on them runs.
@@ -269,33 +351,33 @@ function exhaustive<R>(target: ExploreTarget<R>, opts: ExploreOptions): ExploreR
       // The running thread first: the non-preemptive schedule is the first one explored.
       cands.sort((a, b) => (a === prev ? -1 : b === prev ? 1 : a - b));
       const c = cands[0]!;
-      const f: Frame = { enabled: en, candidates: cands, backtrack: dpor ? new Set([c]) : null, tried: new Map(), sleep, chosen: c, prev, preemptions: p0 + preemptionCost(prev, c, en) };
+      const f: Frame = { enabled: en, candidates: cands, backtrack: dpor ? new Set([c]) : null, tried: new Map(), sleep, chosen: c, checked: [], prev, preemptions: p0 + preemptionCost(prev, c, en) };
       frames.push(f);
       ended = take(f, c);
     }
     if (cut) tally.pruned++;
     else {
       tally.record(exec, target);
-      if (stopAtFirst && tally.findings.size > 0) return tally.result("exhaustive", steps, false);
+      if (stopAtFirst && tally.found(opts.stopWhen)) return tally.result("exhaustive", steps, false, meter);
     }
     const done = tally.schedules + tally.pruned;
     if (done % PROGRESS_EVERY === 0) opts.onProgress?.({ schedules: tally.schedules, steps });
-    if (done >= max) return tally.result("exhaustive", steps, false);
+    if (done >= max) return tally.result("exhaustive", steps, false, meter);
     // Backtrack to the deepest state with an untried candidate, rebuild and replay the prefix to it.
     let f: Frame | undefined;
     for (;;) {
       f = frames.pop();
-      if (!f) return tally.result("exhaustive", steps, true);
+      if (!f) return tally.result("exhaustive", steps, true, meter);
       const g = f;
       if (g.candidates.some((t) => !g.tried.has(t) && (g.backtrack === null || g.backtrack.has(t)))) break;
     }
     const g = f;
     const c = g.candidates.find((t) => !g.tried.has(t) && (g.backtrack === null || g.backtrack.has(t)))!;
-    exec = new Execution(target.build(), target.programs, target.check);
-    for (const h of frames) {
-      exec.step(h.chosen);
-      steps++;
-    }
+    exec = meter.start();
+    // The prefix is the one these frames took: replay it without recording footprints or re-checking.
+    for (const h of frames) meter.replay(exec, h.chosen, { footprint: h.tried.get(h.chosen)!, checked: h.checked });
+    steps += frames.length;
+    meter.replaySteps += frames.length;
     const p0 = frames.length ? frames[frames.length - 1]!.preemptions : 0;
     g.chosen = c;
     g.preemptions = p0 + preemptionCost(g.prev, c, exec.enabled());
@@ -321,13 +403,15 @@ function random<R>(target: ExploreTarget<R>, opts: ExploreOptions): ExploreResul
   const runs = opts.runs ?? 1000;
   const depth = Math.max(1, opts.depth ?? 3);
   const stopAtFirst = opts.stopAtFirst ?? true;
+  const endAtViolation = stopAtFirst && opts.stopWhen === undefined;
   const next = rng(opts.seed ?? 1);
   const tally = new Tally();
+  const meter = new Meter(target, opts.stats === true);
   let steps = 0;
   let k = 1; // the longest execution seen: change points are drawn from [1, k]
   const n = target.programs.length;
   for (let run = 0; run < runs; run++) {
-    const exec = new Execution(target.build(), target.programs, target.check);
+    const exec = meter.start();
     // Initial priorities depth..depth+n-1 in random order (higher runs first); change point i lowers to depth-i.
     const prio = Array.from({ length: n }, (_, i) => depth + i);
     for (let i = n - 1; i > 0; i--) {
@@ -343,12 +427,12 @@ function random<R>(target: ExploreTarget<R>, opts: ExploreOptions): ExploreResul
       if (en.length === 0) break;
       let t = en[0]!;
       for (const c of en) if (prio[c]! > prio[t]!) t = c;
-      const tr = exec.step(t);
+      const tr = meter.step(exec, t);
       steps++;
       schedule.push(t);
       const lowered = change.get(schedule.length);
       if (lowered !== undefined) prio[t] = lowered;
-      if (stopAtFirst && tr.violations.some(isError)) {
+      if (endAtViolation && tr.violations.some(isError)) {
         stopped = true;
         break;
       }
@@ -356,9 +440,9 @@ function random<R>(target: ExploreTarget<R>, opts: ExploreOptions): ExploreResul
     k = Math.max(k, schedule.length);
     tally.record(exec, target);
     if (run % PROGRESS_EVERY === 0) opts.onProgress?.({ schedules: tally.schedules, steps });
-    if (stopAtFirst && (stopped || tally.findings.size > 0)) break;
+    if (stopAtFirst && (stopped || tally.found(opts.stopWhen))) break;
   }
-  return tally.result("random", steps, false);
+  return tally.result("random", steps, false, meter);
 }
 
 export function explore<R>(target: ExploreTarget<R>, opts: ExploreOptions): ExploreResult {

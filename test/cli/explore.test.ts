@@ -22,6 +22,14 @@ describe("zonedev explore", () => {
     assert.match(r.out, /expect: ok \(found hang, schedules 5, states 3\)/);
   });
 
+  it("--first stops at the scenario's expected kind, past the dangling PTE every schedule meets first", () => {
+    const r = run("explore", "scenarios/seed000-gup-fast-unbind-no-devmap.yaml", "--first");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /stopped early in [\d.]+ s/);
+    assert.match(r.out, /counterexample: struct-page-use-after-free in try_get_folio/);
+    assert.match(r.out, /expect: ok \(found struct-page-use-after-free, absent hang\)/);
+  });
+
   it("replays the token byte for byte, twice the same", () => {
     const token = /--schedule (zd1-\S+)/.exec(run("explore", LEAK).out)![1]!;
     const a = run("replay", LEAK, "--schedule", token);

@@ -87,7 +87,7 @@ export function probeMemoryBlockSize(k: Kernel, override: number | undefined): n
 // ref: drivers/base/memory.c memory_dev_init, add_boot_memory_block; drivers/base/node.c register_mem_block_under_node_early
 export function memoryDevInit(k: Kernel, blockSize: number): void {
   k.memoryBlocks = new MemoryBlocks(blockSize, k.geo.sectionBytes);
-  k.sysfs.register(memorySysfsProvider());
+  k.sysfs.register(memorySysfsProvider(), "/sys/devices/system/memory");
   const spb = k.memoryBlocks.sectionsPerBlock;
   for (let nr = 0; nr <= k.sections.highestPresentSectionNr; nr += spb) {
     let present = false;
