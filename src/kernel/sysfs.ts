@@ -26,15 +26,19 @@ export interface SysfsDir {
 
 export type SysfsProvider = (k: Kernel) => SysfsDir[];
 
+/** One directory of a provider by its path, without listing the others (null: not this provider's). */
+export type SysfsLookup = (k: Kernel, dir: string) => SysfsDir | null;
+
 export class Sysfs {
-  private readonly providers: { list: SysfsProvider; under: string | null }[] = [];
+  private readonly providers: { list: SysfsProvider; under: string | null; lookup: SysfsLookup | null }[] = [];
 
   /**
    * `under`: every directory the provider lists is that path or below it, so a lookup elsewhere need not ask it
-   * (the memory block provider lists a directory per block: thousands, on a large machine).
+   * (the memory block provider lists a directory per block: thousands, on a large machine). `lookup`: finds one
+   * of its directories as the list would (the first with that path), without building the others.
    */
-  register(p: SysfsProvider, under: string | null = null): void {
-    this.providers.push({ list: p, under });
+  register(p: SysfsProvider, under: string | null = null, lookup: SysfsLookup | null = null): void {
+    this.providers.push({ list: p, under, lookup });
   }
 
   dirs(k: Kernel): SysfsDir[] {
@@ -47,6 +51,11 @@ export class Sysfs {
     const name = path.slice(slash + 1);
     for (const p of this.providers) {
       if (p.under !== null && dir !== p.under && !dir.startsWith(`${p.under}/`)) continue;
+      if (p.lookup) {
+        const d = p.lookup(k, dir);
+        if (d) return d.attrs.get(name) ?? null;
+        continue;
+      }
       for (const d of p.list(k)) if (d.path === dir) return d.attrs.get(name) ?? null;
     }
     return null;

@@ -119,7 +119,7 @@ export class DeviceCore {
 export function deviceCore(k: Kernel): DeviceCore {
   if (!k.devices) {
     k.devices = new DeviceCore();
-    k.sysfs.register(deviceCoreSysfs);
+    k.sysfs.register(deviceCoreSysfs, null, deviceCoreLookup);
   }
   return k.devices;
 }
@@ -360,6 +360,18 @@ function deviceCoreSysfs(k: Kernel): SysfsDir[] {
   return out;
 }
 
+/** deviceCoreSysfs's first directory at `dir`, in the same order, building only that one's attributes. */
+function deviceCoreLookup(k: Kernel, dir: string): SysfsDir | null {
+  const core = k.devices;
+  if (!core) return null;
+  for (const dev of core.devices) {
+    if (dev.path === dir) return { path: dir, driver: dev.driver?.name ?? "", attrs: withFlush(k, dev.attrs()) };
+    if (!dev.subdirs || !dir.startsWith(`${dev.path}/`)) continue;
+    for (const s of dev.subdirs()) if (`${dev.path}/${s.name}` === dir) return { path: dir, driver: "", attrs: withFlush(k, s.attrs) };
+  }
+  const d = driverDirs(k, core).find((x) => x.path === dir);
+  return d ? { ...d, attrs: withFlush(k, d.attrs) } : null;
+}
 
 /** The prefix dev_printk uses: the bound driver's name, else the bus name. */
 // ref: drivers/base/core.c dev_driver_string
