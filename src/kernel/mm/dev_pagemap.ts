@@ -125,6 +125,19 @@ export function refcountOneType(type: MemoryType): boolean {
 /** Who holds a pgmap reference (a name, so a hang can say who). */
 export type Holder = string;
 
+/** The pgmap references memremap_pages() takes for the device pages, as one holder. */
+export const DEVICE_PAGES_BULK: Holder = "device pages (bulk)";
+
+/** The pgmap reference of an allocated PRIVATE/COHERENT page (zone_device_page_init, 6.1). */
+export function allocatedPageHolder(pfn: number): Holder {
+  return `allocated page 0x${pfn.toString(16)}`;
+}
+
+/** The pgmap reference a 5.4 memunmap_pages() left with a page that was still referenced. */
+export function baseRefHolder(pfn: number): Holder {
+  return `base reference of page 0x${pfn.toString(16)} (v5.4)`;
+}
+
 // ref: include/linux/memremap.h put_dev_pagemap
 export function* putDevPagemap(k: Kernel, pgmap: DevPagemap | null, holder: Holder): KernelPath<void> {
   if (!pgmap) return;

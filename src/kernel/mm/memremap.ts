@@ -9,6 +9,9 @@ import { type KernelPath, step } from "../path.ts";
 import { rcuReadLock, rcuReadUnlock, synchronizeRcu } from "../rcu.ts";
 import { IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM, REGION_DISJOINT, REGION_MIXED, regionIntersects } from "../resource.ts";
 import {
+  allocatedPageHolder,
+  baseRefHolder,
+  DEVICE_PAGES_BULK,
   type DevPagemap,
   type DevPagemapSpec,
   type Holder,
@@ -23,7 +26,7 @@ import { addPages, archAddMemory, HOTPLUG_KEY, mhpRangeAllowed, movePfnRangeToZo
 import { pageRead, pageWrite, pgmapTouch, pgmapUse, warn } from "./page_access.ts";
 import { noteMemmapWrite } from "./sparse_hotplug.ts";
 import type { MhpParams } from "./sparse_vmemmap.ts";
-import { baseRefHolder, putPage as putPageEra } from "./swap.ts";
+import { putPage as putPageEra } from "./swap.ts";
 import { vmemAltmapOffset } from "./vmem_altmap.ts";
 
 export { type Holder, putDevPagemap } from "./dev_pagemap.ts";
@@ -306,9 +309,6 @@ function* pageunmapRange(k: Kernel, pgmap: DevPagemap, rangeId: number): KernelP
   yield* synchronizeRcu(k, "pgmap_array_delete: synchronize_rcu");
 }
 
-/** The pgmap references memremap_pages() takes for the device pages, as one named holder. */
-const DEVICE_PAGES_BULK = "device pages (bulk)";
-
 /**
  * Before v5.19 memunmap_pages() put_page()s every device page once (for_each_device_pfn). An idle page drops
  * from 1 to 0 and __put_page() gives its pgmap reference back; a page someone still references keeps its
@@ -502,10 +502,6 @@ function* freeZoneDevicePage(k: Kernel, pfn: number, pgmap: DevPagemap): KernelP
   return true;
 }
 
-/** Who holds the pgmap reference of an allocated PRIVATE/COHERENT page. */
-function allocatedPageHolder(pfn: number): string {
-  return `allocated page 0x${pfn.toString(16)}`;
-}
 
 /** The page's lifecycle state as the sanitizer sees it (no check recorded). */
 export function pageStateOf(k: Kernel, pfn: number): PageState {

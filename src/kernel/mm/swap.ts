@@ -27,7 +27,7 @@
  */
 import type { Kernel } from "../kernel.ts";
 import { type KernelPath, step } from "../path.ts";
-import { type DevPagemap, MemoryType, putDevPagemap, refcountOneType } from "./dev_pagemap.ts";
+import { allocatedPageHolder, baseRefHolder, DEVICE_PAGES_BULK, type DevPagemap, MemoryType, putDevPagemap, refcountOneType } from "./dev_pagemap.ts";
 import { memCgroupUncharge, memCgroupUnchargeList } from "./memcontrol.ts";
 import { flagBit, PG_locked, PG_reserved } from "./memmap.ts";
 import { pageField, pageWrite, pgmapUse, warn } from "./page_access.ts";
@@ -87,14 +87,9 @@ export function devmapManagedKey(k: Kernel): boolean {
     .some((p) => (p.type === MemoryType.PRIVATE || p.type === MemoryType.FS_DAX) && p.state !== "new" && p.state !== "failed" && p.state !== "exited");
 }
 
-/** The pgmap reference a 5.4 memunmap_pages() left with a page that was still referenced (mm/memremap.ts putEachDevicePage). */
-export function baseRefHolder(pfn: number): string {
-  return `base reference of page ${hex(pfn)} (v5.4)`;
-}
-
 /** Who holds the pgmap reference that belongs to this page: 5.4's leftover base reference, an allocation's, or the bulk. */
 function pageRefHolder(pgmap: DevPagemap, pfn: number): string | null {
-  for (const h of [baseRefHolder(pfn), `allocated page ${hex(pfn)}`, "device pages (bulk)"]) if (pgmap.ref.holders.has(h)) return h;
+  for (const h of [baseRefHolder(pfn), allocatedPageHolder(pfn), DEVICE_PAGES_BULK]) if (pgmap.ref.holders.has(h)) return h;
   return null;
 }
 
@@ -211,7 +206,7 @@ function* freeZoneDevicePage(k: Kernel, pfn: number, out: PutOutcome): KernelPat
     pageWrite(k, pfn, "refcount", 1, "free_zone_device_page: set_page_count(page, 1)");
     out.refcount = 1;
   } else {
-    yield* putDevPagemap(k, p, `allocated page ${hex(pfn)}`);
+    yield* putDevPagemap(k, p, allocatedPageHolder(pfn));
     out.did.push("free_zone_device_page: put_dev_pagemap(page->pgmap)");
   }
 }
