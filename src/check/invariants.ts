@@ -17,6 +17,7 @@ import type { Kernel } from "../kernel/kernel.ts";
 import type { DevPagemap } from "../kernel/mm/dev_pagemap.ts";
 import { PageState } from "../kernel/mm/memmap.ts";
 import { entryDevmap, entrySpecial } from "../kernel/mm/memory.ts";
+import type { Task } from "../kernel/mm/mm_types.ts";
 import { zoneSpansPfn } from "../kernel/mm/mmzone.ts";
 import type { Resource } from "../kernel/resource.ts";
 import type { Violation } from "../kernel/sanitizer.ts";
@@ -43,15 +44,37 @@ function livePgmaps(k: Kernel): DevPagemap[] {
   return k.pgmaps.all().filter((p) => p.state === "live");
 }
 
+/**
+ * The last dangling-pte walk per kernel, by what it depends on: the memmap's page states and each task's page
+ * tables, named by their stamps. Stamps never repeat for different states (lib/rewind.ts), so the cache holds
+ * across the explorer's rewinds and is deliberately not part of the kernel's snapshot.
+ */
+const lastWalk = new WeakMap<Kernel, { key: string; found: Violation[] }>();
+
 function danglingPtes(k: Kernel, out: Violation[]): void {
   const tasks = k.userland?.tasks;
   if (!tasks) return;
-  for (const task of tasks.values()) {
+  let key = `${k.memmap.stateStamp}`;
+  for (const task of tasks.values()) key += ` ${task.pid}:${task.mm.pgd.stamp}`;
+  const last = lastWalk.get(k);
+  if (last?.key === key) {
+    out.push(...last.found);
+    return;
+  }
+  const found: Violation[] = [];
+  walkTasks(k, tasks.values(), found);
+  lastWalk.set(k, { key, found });
+  out.push(...found);
+}
+
+function walkTasks(k: Kernel, tasks: Iterable<Task>, out: Violation[]): void {
+  for (const task of tasks) {
     const pt = task.mm.pgd;
     pt.forEachLeaf((t, i, _level, addr) => {
-      if (!entryDevmap(k, pt, t, i) && entrySpecial(pt, t, i)) return;
+      // The memmap first: almost every entry points at a live struct page, and that is the cheap test.
       const pfn = pt.fmt.entryPfn(t.lo[i]!, t.hi[i]!);
       if (k.memmap.state(pfn) !== PageState.TornDown) return;
+      if (!entryDevmap(k, pt, t, i) && entrySpecial(pt, t, i)) return;
       out.push({
         kind: "dangling-pte",
         at: "invariant: user page tables",

@@ -45,7 +45,8 @@ export class Sysfs {
     return this.providers.flatMap((p) => p.list(k));
   }
 
-  private find(k: Kernel, path: string): SysfsAttr | null {
+  /** The attribute at `path`, found through the providers' lookups where they have them; null when none. */
+  attr(k: Kernel, path: string): SysfsAttr | null {
     const slash = path.lastIndexOf("/");
     const dir = path.slice(0, slash);
     const name = path.slice(slash + 1);
@@ -63,13 +64,13 @@ export class Sysfs {
 
   /** `cat path` */
   read(k: Kernel, path: string): string | Errno {
-    const a = this.find(k, path);
+    const a = this.attr(k, path);
     return a ? a.show() : -ENOENT;
   }
 
   /** `echo value > path` */
   write(k: Kernel, path: string, value: string): Errno {
-    const a = this.find(k, path);
+    const a = this.attr(k, path);
     if (!a) return -ENOENT;
     if (!a.store) return -EPERM;
     return a.storePath ? runToEnd(a.storePath(value.replace(/\n$/, ""))) : a.store(value.replace(/\n$/, ""));
@@ -77,7 +78,7 @@ export class Sysfs {
 
   /** `echo value > path` as a kernel path: a store without a path form is one step. */
   *writePath(k: Kernel, path: string, value: string): KernelPath<Errno> {
-    const a = this.find(k, path);
+    const a = this.attr(k, path);
     if (!a) return -ENOENT;
     if (!a.store) return -EPERM;
     const v = value.replace(/\n$/, "");

@@ -252,6 +252,9 @@ type Lookup = { kind: "attr"; writable: boolean } | { kind: "dir" } | { kind: "m
 
 /** What open(2) finds at a sysfs path. */
 function sysfsLookup(k: Kernel, path: string): Lookup {
+  // An attribute is found without listing every directory; a directory or a missing path needs the list.
+  const found = k.sysfs.attr(k, path);
+  if (found) return { kind: "attr", writable: found.store !== undefined };
   const dirs = new Set<string>(["/sys"]);
   let attr: Lookup | null = null;
   const slash = path.lastIndexOf("/");

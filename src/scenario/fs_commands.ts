@@ -40,6 +40,7 @@ import {
 } from "../kernel/fs/dax_fs.ts";
 import { lookupMount, mountedSupers } from "../kernel/fs/super.ts";
 import type { Kernel } from "../kernel/kernel.ts";
+import { sideTable } from "../kernel/lib/rewind.ts";
 import { setMemoryFailureEarlyKill } from "../kernel/mm/memory_failure.ts";
 import { userland } from "../kernel/mm/mmap.ts";
 import { BadArguments, defineCommand, definePathCommand, noRedirect, type ScenarioCommand, type StepOutput } from "./commands.ts";
@@ -57,7 +58,7 @@ function strerror(err: Errno): string {
 }
 
 /** The step state beside the kernel: the sysctl's value as the steps set it. */
-const EARLY_KILL = new WeakMap<Kernel, boolean>();
+const EARLY_KILL = sideTable<Kernel, boolean>();
 
 // ---------------------------------------------------------------------------------------------------------
 // Argument helpers

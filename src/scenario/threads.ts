@@ -10,6 +10,7 @@ import type { Kernel } from "../kernel/kernel.ts";
 import type { ThreadProgram } from "../sched/execution.ts";
 import type { ExploreTarget } from "../sched/explore.ts";
 import { fingerprint } from "../sched/schedule.ts";
+import { Snapshot } from "../sched/snapshot.ts";
 import type { StepOutput } from "./commands.ts";
 import type { Scenario, ScenarioStep } from "./load.ts";
 
@@ -48,13 +49,28 @@ export function describeOutput(o: StepOutput): string {
   return `rc ${o.rc}${o.hang ? " hang" : ""}${text ? `: ${text}` : ""}`;
 }
 
-/** The scheduler's view of a scenario: boot + setup steps, then its threads. */
-export function scenarioTarget(s: Scenario): ExploreTarget<StepOutput> {
+/**
+ * The scheduler's view of a scenario: boot + setup steps, then its threads. The first build() boots and runs
+ * the setup; later ones rewind that kernel to its post-setup snapshot (src/sched/snapshot.ts), so a kernel
+ * from an earlier build() is the next one's — unless `rewind` is false, when every build() is a fresh boot.
+ */
+export function scenarioTarget(s: Scenario, opts: { rewind?: boolean } = {}): ExploreTarget<StepOutput> {
   if (s.threads.length === 0) throw new UsageError(s.file ?? "scenario", "has no threads: to explore (docs/explore.md)");
+  const fresh = (): Kernel => {
+    const k = bootScenario(s);
+    for (const step of s.steps) runStep(k, step);
+    return k;
+  };
+  let saved: { k: Kernel; snapshot: Snapshot } | null = null;
   return {
     build: () => {
-      const k = bootScenario(s);
-      for (const step of s.steps) runStep(k, step);
+      if (opts.rewind === false) return fresh();
+      if (saved) {
+        saved.snapshot.restore();
+        return saved.k;
+      }
+      const k = fresh();
+      saved = { k, snapshot: new Snapshot(k) };
       return k;
     },
     programs: threadPrograms(s),

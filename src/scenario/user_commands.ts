@@ -19,6 +19,7 @@
 import { findDevDax, openDevDax } from "../kernel/drivers/dax/device.ts";
 import { EFAULT, ENOENT, errnoName } from "../kernel/errno.ts";
 import type { Kernel } from "../kernel/kernel.ts";
+import { sideTable } from "../kernel/lib/rewind.ts";
 import { FOLL_FAST_ONLY, FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, follString, getUserPages, getUserPagesFast, unpinUserPages } from "../kernel/mm/gup.ts";
 import { entryAccessPermitted, handleMmFault } from "../kernel/mm/memory.ts";
 import { type MappedFile, type Task, VM_FAULT_ERROR, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, vmaLookup, vmFaultString } from "../kernel/mm/mm_types.ts";
@@ -40,7 +41,7 @@ interface UserSteps {
   held: Map<string, Held>;
 }
 
-const STATE = new WeakMap<Kernel, UserSteps>();
+const STATE = sideTable<Kernel, UserSteps>();
 
 function steps(k: Kernel): UserSteps {
   let s = STATE.get(k);

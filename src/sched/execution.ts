@@ -96,12 +96,21 @@ export class Execution<R> {
   /** Per transition, the violations its state check reported (a replay of the transition reports them again). */
   private readonly checkedAt: (readonly Violation[])[] = [];
 
-  constructor(k: Kernel, programs: readonly ThreadProgram<R>[], check: StateCheck | null = null) {
+  /** What the state check reported before the threads started, as keys (another execution may start from it). */
+  readonly baseline: ReadonlySet<string>;
+
+  /**
+   * `baseline`, when given, is what the state check reported on this same starting state before (an earlier
+   * execution's `baseline`): every schedule starts from the same kernel, so the explorer checks it once.
+   */
+  constructor(k: Kernel, programs: readonly ThreadProgram<R>[], check: StateCheck | null = null, baseline?: ReadonlySet<string>) {
     this.k = k;
     this.check = check;
     this.violationBase = k.sanitizer.violations.length;
     // What is already broken before the threads start (the setup's doing) is not this execution's finding.
-    if (check) for (const v of check(k)) this.seen.add(`${v.kind}|${v.detail}`);
+    if (baseline) for (const key of baseline) this.seen.add(key);
+    else if (check) for (const v of check(k)) this.seen.add(`${v.kind}|${v.detail}`);
+    this.baseline = new Set(this.seen);
     this.threads = programs.map((program) => ({ program, stepIdx: 0, path: null, pending: null, done: program.steps.length === 0, results: [] }));
   }
 

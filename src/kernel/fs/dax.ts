@@ -20,6 +20,7 @@ import type { DaxDevice } from "../drivers/dax/super.ts";
 import { daxDirectAccess, daxReadLock, daxReadUnlock } from "../drivers/dax/super.ts";
 import { EINVAL, EIO, ENOMEM, type Errno } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
+import { sideTable } from "../lib/rewind.ts";
 import { vmfInsertPfnHuge } from "../mm/huge_memory.ts";
 import { entryNone, linearPageIndex, type PfnT, pfnTDevmap, unmapMappingRange, vmfInsertMixed } from "../mm/memory.ts";
 import {
@@ -147,7 +148,7 @@ export function daxEntries(mapping: AddressSpace): FoundEntry[] {
 }
 
 /** Who locked which entry, so a wait on a locked entry can say on whom. */
-const lockOwners = new WeakMap<AddressSpace, Map<number, string>>();
+const lockOwners = sideTable<AddressSpace, Map<number, string>>();
 
 function noteOwner(mapping: AddressSpace, index: number, who: string | null): void {
   let m = lockOwners.get(mapping);
@@ -172,7 +173,7 @@ function xaStore(mapping: AddressSpace, index: number, entry: number | null): nu
 }
 
 /** WARN_ON_ONCE: printed and recorded once per call site and kernel. */
-const warnedOnce = new WeakMap<Kernel, Set<string>>();
+const warnedOnce = sideTable<Kernel, Set<string>>();
 
 export function warnOnce(k: Kernel, at: string, detail: string): void {
   let s = warnedOnce.get(k);

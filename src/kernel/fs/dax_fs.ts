@@ -27,6 +27,7 @@ import { type DaxDevice, type DaxHolderOps, type DaxHostDisk, daxHostByDisk, fsD
 import { pmemDisk } from "../drivers/nvdimm/pmem.ts";
 import { EBUSY, EEXIST, EINVAL, EIO, ENOENT, ENOSPC, ENXIO, EOPNOTSUPP, type Errno, EUCLEAN } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
+import { sideTable } from "../lib/rewind.ts";
 import { unmapMappingRange } from "../mm/memory.ts";
 import { mfDaxKillProcs } from "../mm/memory_failure.ts";
 import { type AddressSpace, type MappedFile, type PageEntrySize, type Task, VM_HUGEPAGE, VM_SHARED, type Vma, type VmFault, type VmOps } from "../mm/mm_types.ts";
@@ -220,7 +221,7 @@ function extentAt(inode: DaxInode, fb: number): Extent | null {
 // ---------------------------------------------------------------------------------------------------------
 // Mount table and lookups
 
-const FILESYSTEMS = new WeakMap<SuperBlock, DaxFs>();
+const FILESYSTEMS = sideTable<SuperBlock, DaxFs>();
 
 /** The DAX filesystem mounted at `mountpoint`, if any. */
 export function daxFsAt(k: Kernel, mountpoint: string): DaxFs | null {
@@ -361,7 +362,7 @@ export interface OnDiskFs {
   readonly rmapbt: boolean;
 }
 
-const ON_DISK = new WeakMap<Kernel, Map<string, OnDiskFs>>();
+const ON_DISK = sideTable<Kernel, Map<string, OnDiskFs>>();
 
 function onDisk(k: Kernel): Map<string, OnDiskFs> {
   let m = ON_DISK.get(k);

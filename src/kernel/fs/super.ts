@@ -3,6 +3,7 @@
  * block layer does to a mounted filesystem when its disk goes away (block/bdev.c __invalidate_device).
  */
 import type { Kernel } from "../kernel.ts";
+import { sideTable } from "../lib/rewind.ts";
 import { type KernelPath, step } from "../path.ts";
 
 /** What the VFS and block layer need of a mounted filesystem. */
@@ -15,7 +16,7 @@ export interface SuperBlock {
   invalidateInodes(killDirty: boolean): KernelPath<boolean>;
 }
 
-const MOUNTS = new WeakMap<Kernel, Map<string, SuperBlock>>();
+const MOUNTS = sideTable<Kernel, Map<string, SuperBlock>>();
 
 function mounts(k: Kernel): Map<string, SuperBlock> {
   let m = MOUNTS.get(k);

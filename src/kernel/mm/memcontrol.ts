@@ -10,10 +10,11 @@
  * CONFIG_MEMCG is taken as enabled (Debian's 6.1 config; the model's Kconfig has no MEMCG symbol).
  */
 import type { Kernel } from "../kernel.ts";
+import { sideTable } from "../lib/rewind.ts";
 import { flagBit, PG_hwpoison, PG_lru } from "./memmap.ts";
 import { pageField, pageWrite, warn } from "./page_access.ts";
 
-const CHARGES = new WeakMap<Kernel, Map<number, string>>();
+const CHARGES = sideTable<Kernel, Map<number, string>>();
 
 function charges(k: Kernel): Map<number, string> {
   let m = CHARGES.get(k);

@@ -11,6 +11,7 @@
  * (poisoned by removal). The sanitizer (later issues) reads these states through the accessors here.
  */
 import type { Geometry } from "../../arch/profiles.ts";
+import { nextStamp, REWIND, type Rewindable } from "../lib/rewind.ts";
 
 // Page flag bits in 6.1 x86_64 (include/linux/page-flags.h enum pageflags).
 export const PG_locked = 0;
@@ -121,8 +122,15 @@ function extentField(e: Extent, pfn: number, f: PageField): number {
   return f === "compoundHead" ? pfn - off : c.tail[f];
 }
 
+const SECTION_FIELDS = ["state", "flags", "zone", "node", "refcount", "mapcount", "pgmap", "compoundHead", "order", "pincount", "mapping", "index"] as const;
+
 /** One section's struct pages, one typed array per field. Reached through mm/page_access.ts only. */
-export class SectionPages {
+export class SectionPages implements Rewindable {
+  /** Indices [dirtyLo, dirtyHi) take in every write since the last snapshot or rewind (Memmap marks them). */
+  private dirtyLo = Number.POSITIVE_INFINITY;
+  private dirtyHi = 0;
+  /** The snapshot that last synced these arrays: another one's rewind copies them back whole. */
+  private syncedBy: object | null = null;
   readonly state: Uint8Array;
   readonly flags: Uint32Array;
   readonly zone: Uint8Array;
@@ -152,6 +160,34 @@ export class SectionPages {
   }
 
   static readonly BYTES_PER_PAGE = 1 + 4 + 1 + 2 + 4 + 4 + 4 + 8 + 1 + 4 + 4 + 8;
+
+  /** Indices [lo, hi) are about to be written, or were handed out for writing. */
+  touch(lo: number, hi: number): void {
+    if (lo < this.dirtyLo) this.dirtyLo = lo;
+    if (hi > this.dirtyHi) this.dirtyHi = hi;
+  }
+
+  /** A copy of the arrays; putting it back copies only what was written since it was taken or last put back. */
+  [REWIND](): () => void {
+    const copies = SECTION_FIELDS.map((f) => this[f].slice());
+    const token = {};
+    this.syncedBy = token;
+    this.dirtyLo = Number.POSITIVE_INFINITY;
+    this.dirtyHi = 0;
+    return () => {
+      const whole = this.syncedBy !== token;
+      const lo = whole ? 0 : this.dirtyLo;
+      const hi = whole ? this.state.length : this.dirtyHi;
+      if (lo < hi) {
+        SECTION_FIELDS.forEach((f, i) => {
+          (this[f] as Uint8Array).set((copies[i] as Uint8Array).subarray(lo, hi), lo);
+        });
+      }
+      this.syncedBy = token;
+      this.dirtyLo = Number.POSITIVE_INFINITY;
+      this.dirtyHi = 0;
+    };
+  }
 
   fill(lo: number, hi: number, v: Readonly<PageValue>): void {
     this.state.fill(v.state, lo, hi);
@@ -220,6 +256,8 @@ export class Memmap {
   private readonly pagesPerSection: number;
   private extents: Extent[] = [];
   private readonly sections = new Map<number, SectionPages>();
+  /** Names the pages' states (PageState): a new stamp (lib/rewind.ts nextStamp) whenever one may change. */
+  stateStamp = nextStamp();
   /** The last section looked up (hot loops stay inside one section for hundreds of pages). */
   private lastNr = -1;
   private lastArr: SectionPages | undefined = undefined;
@@ -266,6 +304,7 @@ export class Memmap {
   /** Set every page in [start, end) to `value`: the way memmap init and teardown write whole ranges. */
   setRange(start: number, end: number, value: Readonly<PageValue>, compound?: CompoundLayout): void {
     if (end <= start) return;
+    this.stateStamp = nextStamp();
     const frozen = Object.isFrozen(value) ? value : Object.freeze({ ...value });
     const layout = compound ? Object.freeze({ ...compound, tail: Object.freeze({ ...compound.tail }) }) : undefined;
     const i = this.lowerBound(start);
@@ -302,8 +341,12 @@ export class Memmap {
       const base = nr * this.pagesPerSection;
       const lo = Math.max(start, base) - base;
       const hi = Math.min(end, base + this.pagesPerSection) - base;
-      if (lo === 0 && hi === this.pagesPerSection) this.dropSection(nr);
-      else if (!layout) arr.fill(lo, hi, frozen);
+      if (lo === 0 && hi === this.pagesPerSection) {
+        this.dropSection(nr);
+        continue;
+      }
+      arr.touch(lo, hi);
+      if (!layout) arr.fill(lo, hi, frozen);
       else arr.fillCompound(lo, hi, base, frozen, layout);
     }
   }
@@ -366,12 +409,18 @@ export class Memmap {
   set(pfn: number, field: PageField, value: number): void {
     const nr = Math.floor(pfn / this.pagesPerSection);
     const arr = this.materialise(nr);
-    arr[field][pfn - nr * this.pagesPerSection] = value;
+    const i = pfn - nr * this.pagesPerSection;
+    arr.touch(i, i + 1);
+    arr[field][i] = value;
   }
 
   setState(pfn: number, state: PageState): void {
     const nr = Math.floor(pfn / this.pagesPerSection);
-    this.materialise(nr).state[pfn - nr * this.pagesPerSection] = state;
+    const arr = this.materialise(nr);
+    const i = pfn - nr * this.pagesPerSection;
+    arr.touch(i, i + 1);
+    arr.state[i] = state;
+    this.stateStamp = nextStamp();
   }
 
   /**
@@ -389,9 +438,10 @@ export class Memmap {
       if (!e || e.end < pfn + n || e.value.state !== PageState.Initialised || (e.compound && e.compound.tail.state !== PageState.Initialised)) return null;
       if (!materialise) return null;
       arr = this.materialise(nr);
-      return arr;
-    }
-    return arr.allInitialised(off, off + n) ? arr : null;
+    } else if (!arr.allInitialised(off, off + n)) return null;
+    // Handed out for writing: counts as written.
+    if (materialise) arr.touch(off, off + n);
+    return arr;
   }
 
   /** Is every page of [pfn, pfn + n) initialised? (No materialisation.) */

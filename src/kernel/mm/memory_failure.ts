@@ -15,6 +15,7 @@ import { UsageError } from "../../errors.ts";
 import { EBUSY, ENXIO, EOPNOTSUPP, type Errno } from "../errno.ts";
 import { DAX_COOKIE_FAILED, daxLockMappingEntry, daxLockPage, daxUnlockMappingEntry, daxUnlockPage } from "../fs/dax.ts";
 import type { Kernel } from "../kernel.ts";
+import { sideTable } from "../lib/rewind.ts";
 import { type KernelPath, step } from "../path.ts";
 import { type DevPagemap, MemoryType } from "./dev_pagemap.ts";
 import { flagBit, PG_hwpoison } from "./memmap.ts";
@@ -44,7 +45,7 @@ const MF_HOLDER = "memory_failure";
 export type PgmapMemoryFailure = (pfn: number, nrPages: number, mfFlags: number, current: Task | null) => KernelPath<Errno>;
 
 /** The driver's ->memory_failure, registered beside its pgmap (DevPagemapOps only says whether one exists). */
-const PGMAP_OPS = new WeakMap<DevPagemap, PgmapMemoryFailure>();
+const PGMAP_OPS = sideTable<DevPagemap, PgmapMemoryFailure>();
 
 export function setPgmapMemoryFailure(pgmap: DevPagemap, op: PgmapMemoryFailure): void {
   PGMAP_OPS.set(pgmap, op);
@@ -59,17 +60,17 @@ interface MfState {
   /** vm.memory_failure_early_kill */
   earlyKill: boolean;
   /** Per task PR_MCE_KILL policy. */
-  policy: WeakMap<Task, "early" | "late">;
+  policy: Map<Task, "early" | "late">;
   /** num_poisoned_pages */
   poisoned: number;
 }
 
-const STATE = new WeakMap<Kernel, MfState>();
+const STATE = sideTable<Kernel, MfState>();
 
 function mfState(k: Kernel): MfState {
   let s = STATE.get(k);
   if (!s) {
-    s = { mutex: null, earlyKill: false, policy: new WeakMap(), poisoned: 0 };
+    s = { mutex: null, earlyKill: false, policy: new Map(), poisoned: 0 };
     STATE.set(k, s);
   }
   return s;

@@ -7,6 +7,7 @@
  */
 import { joinEntry, type PteFlag, type PteFormat, pteFormat, testBit } from "../../arch/pte.ts";
 import type { Kernel } from "../kernel.ts";
+import { nextStamp } from "../lib/rewind.ts";
 import { pageWrite } from "./page_access.ts";
 
 /**
@@ -132,6 +133,9 @@ export class PageTable {
     this.root = new PtTable(0, rootPhys, 2 ** this.levels[0]!.indexBits, this.levels.length === 1);
   }
 
+  /** Names the entries' state: a new stamp (lib/rewind.ts nextStamp) at every entry written. */
+  stamp = nextStamp();
+
   /** Per depth: can an entry there be devmap at all (pte/pmd/pud_devmap are not 0)? Config and variant, cached. */
   private devmapByDepth: boolean[] | null = null;
 
@@ -237,6 +241,7 @@ export class PageTable {
 
   set(t: PtTable, idx: number, e: bigint): void {
     if (this.k.sanitizer.footprint) this.k.sanitizer.write(this.footprintKey);
+    this.stamp = nextStamp();
     const wasNone = t.lo[idx] === 0 && t.hi[idx] === 0;
     const lo = Number(BigInt.asUintN(32, e));
     const hi = Number(BigInt.asUintN(32, e >> 32n));

@@ -13,6 +13,7 @@
  * the rmap walk reads to find the one place a page is mapped.
  */
 import type { Kernel } from "../kernel.ts";
+import { sideTable } from "../lib/rewind.ts";
 import { type KernelPath, step } from "../path.ts";
 import { MemoryType } from "./dev_pagemap.ts";
 import type { MmStruct } from "./mm_types.ts";
@@ -34,7 +35,7 @@ interface AnonSpace {
   ptl: Map<number, string>;
 }
 
-const SPACES = new WeakMap<MmStruct, AnonSpace>();
+const SPACES = sideTable<MmStruct, AnonSpace>();
 
 function space(mm: MmStruct): AnonSpace {
   let s = SPACES.get(mm);

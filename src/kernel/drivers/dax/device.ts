@@ -5,6 +5,7 @@
  */
 import { EBUSY, EINVAL, ENXIO, type Errno } from "../../errno.ts";
 import type { Kernel } from "../../kernel.ts";
+import { sideTable } from "../../lib/rewind.ts";
 import { type ByteRange, MemoryType } from "../../mm/dev_pagemap.ts";
 import { vmfInsertPfnHuge } from "../../mm/huge_memory.ts";
 import { linearPageIndex, PFN_DEV, PFN_MAP, unmapMappingRange, vmfInsertMixed } from "../../mm/memory.ts";
@@ -89,7 +90,7 @@ interface DaxInode {
   readers: number;
 }
 
-const daxInodes = new WeakMap<DevDax, DaxInode>();
+const daxInodes = sideTable<DevDax, DaxInode>();
 
 function daxInode(k: Kernel, dd: DevDax): DaxInode {
   let ino = daxInodes.get(dd);

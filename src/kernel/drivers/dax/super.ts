@@ -9,6 +9,7 @@
  */
 import { EEXIST, EINVAL, ENXIO, EOPNOTSUPP, ERANGE, type Errno } from "../../errno.ts";
 import type { Kernel } from "../../kernel.ts";
+import { sideTable } from "../../lib/rewind.ts";
 import type { Task } from "../../mm/mm_types.ts";
 import { type KernelPath, step } from "../../path.ts";
 
@@ -67,7 +68,7 @@ interface DaxState {
   hosts: Map<string, DaxDevice>;
 }
 
-const STATE = new WeakMap<Kernel, DaxState>();
+const STATE = sideTable<Kernel, DaxState>();
 
 function daxState(k: Kernel): DaxState {
   let s = STATE.get(k);

@@ -11,13 +11,14 @@
  * Simplified: one page per allocation, the lowest free pfn; no gen_pool chunks, no distance checks.
  */
 import type { Kernel } from "../../kernel.ts";
+import { sideTable } from "../../lib/rewind.ts";
 import { type DevPagemap, MemoryType } from "../../mm/dev_pagemap.ts";
 import { putDevPagemap } from "../../mm/memremap.ts";
 import { pgmapTouch, pgmapUse } from "../../mm/page_access.ts";
 import { hex, isZoneDevicePage, pagePgmap } from "../../mm/swap.ts";
 import { type KernelPath, step } from "../../path.ts";
 
-const ALLOCS = new WeakMap<Kernel, Map<number, DevPagemap>>();
+const ALLOCS = sideTable<Kernel, Map<number, DevPagemap>>();
 
 function allocs(k: Kernel): Map<number, DevPagemap> {
   let m = ALLOCS.get(k);
