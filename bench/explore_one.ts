@@ -8,11 +8,14 @@
  *    finding to its counterexample costs.
  * 2. `--first` random: PCT with seed 1, depth 3 (the CLI's defaults), up to 1000 runs, stopping at the first
  *    finding of the expected kind.
- * 3. The whole exhaustive exploration the scenario's golden counts describe (`--all`): schedules, end states,
- *    transitions executed (replayed prefixes included), wall time; with the explorer's stats, how that time
- *    splits between re-building the kernel per schedule (boot + setup + the initial invariant check) and
- *    stepping, and the median boot + setup per schedule; then, to see where a rebuild goes, the median boot
- *    and setup steps of 10 more rebuilds timed step by step.
+ * 3. The whole exhaustive exploration the scenario's golden counts describe (`--all`), on a new target as
+ *    `zonedev explore` makes one: schedules, end states, transitions executed (replayed prefixes included),
+ *    wall time; with the explorer's stats, how that time splits between starting executions (the first boots
+ *    and runs the setup, then takes the snapshot; every later one rewinds the kernel to it —
+ *    src/sched/snapshot.ts) and stepping, and the median rewind.
+ * 4. The same exploration with every execution re-booted and set up afresh (`rewind: false`, what the explorer
+ *    did before it rewound): its wall time, for the ratio; and, timed apart over 10 fresh builds, the median
+ *    boot, each setup step and taking the snapshot.
  *
  * A scenario that expects nothing (`expect: none`) gets only 3. Prints one JSON line (ExploreSample).
  */
@@ -24,6 +27,7 @@ import { loadScenario } from "../src/scenario/load.ts";
 import { bootScenario, runStep, scenarioTarget } from "../src/scenario/threads.ts";
 import { type ExploreOptions, type ExploreResult, type ExploreTarget, explore, type Finding } from "../src/sched/explore.ts";
 import { shrink } from "../src/sched/shrink.ts";
+import { Snapshot } from "../src/sched/snapshot.ts";
 
 export interface FirstSample {
   /** Wall time until the explorer stopped at the first finding of the expected kind. */
@@ -57,7 +61,7 @@ export interface ExploreSample {
   replaySteps: number;
   wallMs: number;
   stepsPerSec: number;
-  /** Executions built (boot + setup + initial check), and the time that took in all. */
+  /** Executions started (the first boots, sets up and snapshots; the rest rewind), and the time that took in all. */
   builds: number;
   buildMs: number;
   /** Time inside Execution.step and .replay; steps / stepMs is the pure stepping rate. */
@@ -65,11 +69,14 @@ export interface ExploreSample {
   steppingStepsPerSec: number;
   /** The explorer's own bookkeeping: wall − build − step. */
   otherMs: number;
-  /** Median boot + setup (target.build) per execution. */
-  rebuildMsMedian: number;
-  /** Of that, after the exploration, rebuilt 10 more times step by step: the median boot, and each setup step's. */
+  /** Median rewind of the kernel to its post-setup snapshot (target.build after the first). */
+  rewindMsMedian: number;
+  /** The same exploration with a fresh boot + setup per execution (rewind: false). */
+  freshWallMs: number;
+  /** Over 10 fresh builds: the median boot, each setup step's, and taking the snapshot. */
   bootMsMedian: number;
   setupSteps: { command: string; ms: number }[];
+  snapshotMsMedian: number;
   first: FirstExhaustive | null;
   random: FirstSample | null;
   peakRssMiB: number;
@@ -86,19 +93,23 @@ if (!file) throw new Error("usage: explore_one.ts SCENARIO.yaml");
 const s = loadScenario(file, builtinCommands());
 const e = s.explore;
 if (!e) throw new Error(`${file}: no explore: block`);
-const base = scenarioTarget(s);
 const buildTimes: number[] = [];
 let timing = false;
-const target: ExploreTarget<StepOutput> = {
-  ...base,
-  build: () => {
-    if (!timing) return base.build();
-    const t0 = performance.now();
-    const k = base.build();
-    buildTimes.push(performance.now() - t0);
-    return k;
-  },
-};
+/** A scenario target whose builds (a rewind, or the first boot + setup + snapshot) are timed while `timing`. */
+function timedTarget(opts: { rewind?: boolean } = {}): ExploreTarget<StepOutput> {
+  const base = scenarioTarget(s, opts);
+  return {
+    ...base,
+    build: () => {
+      if (!timing) return base.build();
+      const t0 = performance.now();
+      const k = base.build();
+      buildTimes.push(performance.now() - t0);
+      return k;
+    },
+  };
+}
+const target = timedTarget();
 
 const kindOf = (f: Finding): string => (f.kind === "hang" ? "hang" : f.violation!.kind);
 const expected = (f: Finding): boolean => kindOf(f) === e.expect;
@@ -131,14 +142,23 @@ if (e.expect !== "none") {
   random = timed({ mode: "random", runs: 1000, seed: 1, depth: 3, stopAtFirst: true, stopWhen: expected }).sample;
 }
 
+const exhaustive = { mode: "exhaustive", reduction: true, depth: e.depth, stopAtFirst: false, stats: true } as const;
 timing = true;
 const t0 = performance.now();
-const r = explore(target, { mode: "exhaustive", reduction: true, depth: e.depth, stopAtFirst: false, stats: true });
+const r = explore(timedTarget(), exhaustive);
 const wallMs = performance.now() - t0;
+timing = false;
 const st = r.stats!;
 if (!r.complete) throw new Error(`${file}: exhaustive exploration incomplete after ${r.schedules} schedules`);
-// Where a rebuild's time goes: the boot, then each setup step (what scenarioTarget's build does, timed apart).
+// The first build of that target booted and ran the setup; the rest were rewinds.
+const rewinds = buildTimes.slice(1);
+const t1 = performance.now();
+const fresh = explore(scenarioTarget(s, { rewind: false }), exhaustive);
+const freshWallMs = performance.now() - t1;
+if (fresh.schedules !== r.schedules || fresh.steps !== r.steps || fresh.states !== r.states) throw new Error(`${file}: re-building and rewinding explorations differ`);
+// What a fresh build costs, timed apart: the boot, then each setup step, then taking the snapshot.
 const boots: number[] = [];
+const snapshots: number[] = [];
 const stepTimes: number[][] = s.steps.map(() => []);
 for (let i = 0; i < 10; i++) {
   let t = performance.now();
@@ -149,6 +169,9 @@ for (let i = 0; i < 10; i++) {
     runStep(k, step);
     stepTimes[j]!.push(performance.now() - t);
   }
+  t = performance.now();
+  new Snapshot(k);
+  snapshots.push(performance.now() - t);
 }
 
 const sample: ExploreSample = {
@@ -167,8 +190,10 @@ const sample: ExploreSample = {
   stepMs: st.stepMs,
   steppingStepsPerSec: (st.steps / st.stepMs) * 1000,
   otherMs: wallMs - st.buildMs - st.stepMs,
-  rebuildMsMedian: median(buildTimes),
+  rewindMsMedian: median(rewinds),
+  freshWallMs,
   bootMsMedian: median(boots),
+  snapshotMsMedian: median(snapshots),
   setupSteps: s.steps.map((st, j) => ({ command: st.command, ms: median(stepTimes[j]!) })),
   first,
   random,

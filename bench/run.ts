@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import type { EngineSample } from "./explore_engine.ts";
 import type { ExploreSample } from "./explore_one.ts";
 
 const json = process.argv.includes("--json");
@@ -117,6 +118,7 @@ for (const [label, align, gib] of !run("gup") ? [] : [
 // an `explore: expect:` (read from scenarios/ at run time); one that expects none has no violation to time,
 // so it gets only the throughput figures.
 const EXPLORE_ONE = fileURLToPath(new URL("./explore_one.ts", import.meta.url));
+const EXPLORE_ENGINE = fileURLToPath(new URL("./explore_engine.ts", import.meta.url));
 const SCENARIOS = fileURLToPath(new URL("../scenarios/", import.meta.url));
 
 function expectOf(file: string): string | null {
@@ -148,7 +150,9 @@ for (const file of exploreScenarios) {
   if (!json) {
     process.stdout.write(`# ${name}: expect ${s0.expect}; ${s0.schedules} schedules (+${s0.pruned} pruned), ${s0.states} end states, ${s0.steps} steps of which ${s0.replaySteps} replayed${s0.golden ? "" : " — NOT the scenario's golden counts"}\n`);
     const costliest = [...s0.setupSteps].sort((a, b) => b.ms - a.ms)[0];
-    process.stdout.write(`# ${name}: a rebuild is boot ${median(samples.map((x) => x.bootMsMedian)).toFixed(2)} ms${costliest ? ` + ${s0.setupSteps.length} setup steps, the costliest \`${costliest.command}\` ${costliest.ms.toFixed(2)} ms` : ""}\n`);
+    process.stdout.write(
+      `# ${name}: a fresh build is boot ${median(samples.map((x) => x.bootMsMedian)).toFixed(2)} ms${costliest ? ` + ${s0.setupSteps.length} setup steps, the costliest \`${costliest.command}\` ${costliest.ms.toFixed(2)} ms` : ""}; the snapshot ${median(samples.map((x) => x.snapshotMsMedian)).toFixed(2)} ms; a rewind ${median(samples.map((x) => x.rewindMsMedian)).toFixed(3)} ms\n`,
+    );
     const other = s0.first?.anyFound;
     if (other && other !== s0.expect) process.stdout.write(`# ${name}: --first stops at ${other} first (${median(samples.map((x) => x.first?.anyMs ?? 0)).toFixed(1)} ms); the figures below time the ${s0.expect}\n`);
     const missed = samples.filter((x) => x.first !== null && !(x.first.found && x.random?.found));
@@ -156,9 +160,11 @@ for (const file of exploreScenarios) {
   }
   emit(`${name}: steps/s`, median(samples.map((x) => x.stepsPerSec)), "steps/s");
   emit(`${name}: stepping steps/s`, median(samples.map((x) => x.steppingStepsPerSec)), "steps/s");
-  emit(`${name}: rebuild ms`, median(samples.map((x) => x.rebuildMsMedian)), "ms");
-  emit(`${name}: rebuild share`, median(samples.map((x) => (x.buildMs / x.wallMs) * 100)), "%");
+  emit(`${name}: rewind ms`, median(samples.map((x) => x.rewindMsMedian)), "ms");
+  emit(`${name}: start share`, median(samples.map((x) => (x.buildMs / x.wallMs) * 100)), "%");
   emit(`${name}: exhaustive time`, median(samples.map((x) => x.wallMs)), "ms");
+  emit(`${name}: exhaustive time re-building`, median(samples.map((x) => x.freshWallMs)), "ms");
+  emit(`${name}: rewinding speed-up`, median(samples.map((x) => x.freshWallMs / x.wallMs)), "x");
   const firsts = samples.flatMap((x) => (x.first ? [x.first] : []));
   const randoms = samples.flatMap((x) => (x.random ? [x.random] : []));
   if (firsts.length) {
@@ -168,10 +174,17 @@ for (const file of exploreScenarios) {
   if (randoms.length) emit(`${name}: random first violation ms`, median(randoms.map((f) => f.ms)), "ms");
 }
 if (exploreScenarios.length) {
+  // The engine alone: transitions that do no kernel work (bench/explore_engine.ts).
+  const engine = Array.from({ length: RUNS }, () => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", EXPLORE_ENGINE], { encoding: "utf8" })) as EngineSample);
+  const e0 = engine[0]!;
+  if (!json) process.stdout.write(`# explore engine: ${e0.schedules} schedules, ${e0.steps} transitions of which ${e0.replaySteps} replayed, none doing kernel work\n`);
+  emit("explore engine: steps/s", median(engine.map((x) => x.stepsPerSec)), "steps/s");
   // Over all of them, run by run: every exhaustive exploration's steps over their wall time, and the slowest find.
   const sum = (xs: readonly ExploreSample[], f: (x: ExploreSample) => number): number => xs.reduce((a, x) => a + f(x), 0);
   emit("explore all: steps/s", median(exploreAll.map((xs) => (sum(xs, (x) => x.steps) / sum(xs, (x) => x.wallMs)) * 1000)), "steps/s");
   emit("explore all: stepping steps/s", median(exploreAll.map((xs) => (sum(xs, (x) => x.steps) / sum(xs, (x) => x.stepMs)) * 1000)), "steps/s");
-  emit("explore all: rebuild share", median(exploreAll.map((xs) => (sum(xs, (x) => x.buildMs) / sum(xs, (x) => x.wallMs)) * 100)), "%");
+  emit("explore all: start share", median(exploreAll.map((xs) => (sum(xs, (x) => x.buildMs) / sum(xs, (x) => x.wallMs)) * 100)), "%");
+  emit("explore all: steps/s re-building", median(exploreAll.map((xs) => (sum(xs, (x) => x.steps) / sum(xs, (x) => x.freshWallMs)) * 1000)), "steps/s");
+  emit("explore all: rewinding speed-up", median(exploreAll.map((xs) => sum(xs, (x) => x.freshWallMs) / sum(xs, (x) => x.wallMs))), "x");
   emit("explore all: slowest first violation ms", median(exploreAll.map((xs) => Math.max(0, ...xs.map((x) => x.first?.ms ?? 0)))), "ms");
 }

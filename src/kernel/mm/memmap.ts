@@ -398,6 +398,45 @@ export class Memmap {
     return e ? extentField(e, pfn, f) : NO_PAGE[f];
   }
 
+  /**
+   * Of the pages start, start + stride, … below end: push those whose `f` is above `limit` to `above`, and
+   * return how many are not — field() for each of them, a section's array or an extent at a time.
+   */
+  partitionAbove(start: number, end: number, stride: number, f: PageField, limit: number, above: number[]): number {
+    let notAbove = 0;
+    let pfn = start;
+    while (pfn < end) {
+      const nr = Math.floor(pfn / this.pagesPerSection);
+      const base = nr * this.pagesPerSection;
+      const to = Math.min(end, base + this.pagesPerSection);
+      const arr = this.section(nr);
+      if (arr) {
+        const a = arr[f];
+        for (; pfn < to; pfn += stride) {
+          if (a[pfn - base]! > limit) above.push(pfn);
+          else notAbove++;
+        }
+        continue;
+      }
+      const e = this.extentAt(pfn);
+      const stop = e ? Math.min(to, e.end) : Math.min(to, this.extents[this.lowerBound(pfn)]?.start ?? to);
+      if (!e?.compound) {
+        // One value for the whole run: count its pages, or list them.
+        const v = e ? e.value[f] : NO_PAGE[f];
+        const n = Math.ceil((stop - pfn) / stride);
+        if (v > limit) for (let i = 0; i < n; i++) above.push(pfn + i * stride);
+        else notAbove += n;
+        pfn += n * stride;
+        continue;
+      }
+      for (; pfn < stop; pfn += stride) {
+        if (extentField(e, pfn, f) > limit) above.push(pfn);
+        else notAbove++;
+      }
+    }
+    return notAbove;
+  }
+
   state(pfn: number): PageState {
     const nr = Math.floor(pfn / this.pagesPerSection);
     const arr = this.section(nr);

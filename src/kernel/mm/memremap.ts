@@ -327,10 +327,7 @@ function* putEachDevicePage(k: Kernel, pgmap: DevPagemap): KernelPath<void> {
   const nr = pgmapVmemmapNr(pgmap);
   for (let i = 0; i < pgmap.nrRange; i++) {
     const end = pfnEnd(k, pgmap, i);
-    for (let pfn = pfnFirst(k, pgmap, i); pfn < end; pfn += nr) {
-      if (k.memmap.field(pfn, "refcount") > 1) busy.push(pfn);
-      else idle++;
-    }
+    idle += k.memmap.partitionAbove(pfnFirst(k, pgmap, i), end, nr, "refcount", 1, busy);
   }
   for (let i = 0; i < pgmap.nrRange; i++) noteMemmapWrite(k, pfnFirst(k, pgmap, i), pfnEnd(k, pgmap, i) - pfnFirst(k, pgmap, i));
   pgmapTouch(k, pgmap);

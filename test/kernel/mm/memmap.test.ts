@@ -194,6 +194,19 @@ describe("Memmap property", () => {
             }
             assert.equal(at, hi, "runs cover the range");
           }
+          // partitionAbove: what a per-pfn loop finds, over materialised sections, extents and gaps alike.
+          for (const [lo, hi, stride, f] of [
+            [0, N + 8, 1, "refcount"],
+            [5, 37, 3, "refcount"],
+            [2, N + 8, 5, "mapcount"],
+          ] as const) {
+            const above: number[] = [];
+            const rest = m.partitionAbove(lo, hi, stride, f, 1, above);
+            const want: number[] = [];
+            for (let p = lo; p < hi; p += stride) if (refGet(p)[f] > 1) want.push(p);
+            assert.deepEqual(above, want, `partitionAbove(${lo}, ${hi}, ${stride}, ${f})`);
+            assert.equal(rest, Math.ceil((hi - lo) / stride) - want.length);
+          }
         }
       }),
       { numRuns: 100 },

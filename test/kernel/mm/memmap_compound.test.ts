@@ -105,6 +105,20 @@ describe("Memmap compound layouts", () => {
               for (let p = lo; p < lo + n; p++) assert.equal(arr.refcount[p % 16], refGet(p).refcount);
             }
           }
+          // partitionAbove: the pages a per-pfn field() loop would find above the limit, and the count of the rest.
+          for (const [lo, hi, stride] of [
+            [0, N, 1],
+            [3, 50, 4],
+            [17, 18, 1],
+            [5, N, 8],
+          ] as const) {
+            const above: number[] = [];
+            const rest = m.partitionAbove(lo, hi, stride, "refcount", 0, above);
+            const want: number[] = [];
+            for (let p = lo; p < hi; p += stride) if (refGet(p).refcount > 0) want.push(p);
+            assert.deepEqual(above, want, `partitionAbove(${lo}, ${hi}, ${stride})`);
+            assert.equal(rest, Math.ceil((hi - lo) / stride) - want.length);
+          }
         }
       }),
       { numRuns: 150 },

@@ -311,15 +311,21 @@ export function* unbindStorePath(k: Kernel, drv: Driver, name: string): KernelPa
   return 0;
 }
 
+function driverPath(drv: Driver): string {
+  return `/sys/bus/${drv.bus}/drivers/${drv.name}`;
+}
+
+function driverDir(k: Kernel, drv: Driver): SysfsDir {
+  const attrs = new Map<string, SysfsAttr>([
+    ["bind", writeOnly((v) => bindStore(k, drv, v))],
+    ["unbind", writeOnly((v) => unbindStore(k, drv, v), (v) => unbindStorePath(k, drv, v))],
+  ]);
+  for (const [n, a] of drv.attrs?.() ?? []) attrs.set(n, a);
+  return { path: driverPath(drv), driver: "", attrs };
+}
+
 function driverDirs(k: Kernel, core: DeviceCore): SysfsDir[] {
-  return core.drivers.map((drv) => {
-    const attrs = new Map<string, SysfsAttr>([
-      ["bind", writeOnly((v) => bindStore(k, drv, v))],
-      ["unbind", writeOnly((v) => unbindStore(k, drv, v), (v) => unbindStorePath(k, drv, v))],
-    ]);
-    for (const [n, a] of drv.attrs?.() ?? []) attrs.set(n, a);
-    return { path: `/sys/bus/${drv.bus}/drivers/${drv.name}`, driver: "", attrs };
-  });
+  return core.drivers.map((drv) => driverDir(k, drv));
 }
 
 /** A store is one operation: the async registrations it queued (nd_device_register) run before it returns. */
@@ -369,8 +375,10 @@ function deviceCoreLookup(k: Kernel, dir: string): SysfsDir | null {
     if (!dev.subdirs || !dir.startsWith(`${dev.path}/`)) continue;
     for (const s of dev.subdirs()) if (`${dev.path}/${s.name}` === dir) return { path: dir, driver: "", attrs: withFlush(k, s.attrs) };
   }
-  const d = driverDirs(k, core).find((x) => x.path === dir);
-  return d ? { ...d, attrs: withFlush(k, d.attrs) } : null;
+  const drv = core.drivers.find((x) => driverPath(x) === dir);
+  if (!drv) return null;
+  const d = driverDir(k, drv);
+  return { ...d, attrs: withFlush(k, d.attrs) };
 }
 
 /** The prefix dev_printk uses: the bound driver's name, else the bus name. */
