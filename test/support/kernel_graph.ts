@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { sideTables } from "../../src/kernel/lib/rewind.ts";
 
-const BOOKKEEPING = new Set(["stamp", "stateStamp", "syncedBy", "dirtyLo", "dirtyHi"]);
+const BOOKKEEPING = new Set(["stamp", "stateStamp", "syncedBy", "dirtyLo", "dirtyHi", "spareSections"]);
 
 export function kernelGraph(root: object): string {
   const ids = new Map<object, number>();

@@ -252,7 +252,10 @@ export class SectionPages implements Rewindable {
 
 export type PageField = Exclude<keyof PageValue, "state">;
 
-export class Memmap {
+/** Sections a rewind dropped that a Memmap keeps to fill again rather than allocate. */
+const SPARE_SECTIONS = 4;
+
+export class Memmap implements Rewindable {
   private readonly pagesPerSection: number;
   private extents: Extent[] = [];
   private readonly sections = new Map<number, SectionPages>();
@@ -262,8 +265,41 @@ export class Memmap {
   private lastNr = -1;
   private lastArr: SectionPages | undefined = undefined;
 
+  /**
+   * Sections dropped (a range write covered them, or a rewind to a snapshot made before them): the next
+   * materialise fills one of these instead of allocating twelve arrays — a schedule that writes a device page
+   * materialises its section again. Not state: no snapshot saves or restores it.
+   */
+  private readonly spareSections: SectionPages[] = [];
+
   constructor(geo: Geometry) {
     this.pagesPerSection = geo.pagesPerSection;
+  }
+
+  /**
+   * Extents (never changed in place, so the array's copy is enough), the section map, and each section's own
+   * rewind (only what was written since is copied back).
+   */
+  [REWIND](): () => void {
+    const extents = this.extents.slice();
+    const sections = [...this.sections];
+    const saved = new Set(sections.map(([, arr]) => arr));
+    const rewinds = sections.map(([, arr]) => arr[REWIND]());
+    const { stateStamp, lastNr, lastArr } = this;
+    return () => {
+      // A spare the snapshot holds goes back into its section; the sections made since become spares.
+      const spares = this.spareSections.filter((arr) => !saved.has(arr));
+      this.spareSections.length = 0;
+      for (const arr of spares) this.spare(arr);
+      for (const arr of this.sections.values()) if (!saved.has(arr)) this.spare(arr);
+      this.extents = extents.slice();
+      this.sections.clear();
+      for (const [nr, arr] of sections) this.sections.set(nr, arr);
+      for (const rewind of rewinds) rewind();
+      this.stateStamp = stateStamp;
+      this.lastNr = lastNr;
+      this.lastArr = lastArr;
+    };
   }
 
   private section(nr: number): SectionPages | undefined {
@@ -275,8 +311,14 @@ export class Memmap {
   }
 
   private dropSection(nr: number): void {
+    const arr = this.sections.get(nr);
     this.sections.delete(nr);
     if (nr === this.lastNr) this.lastNr = -1;
+    if (arr) this.spare(arr);
+  }
+
+  private spare(arr: SectionPages): void {
+    if (this.spareSections.length < SPARE_SECTIONS) this.spareSections.push(arr);
   }
 
   /** Index of the first extent whose end is > pfn. */
@@ -364,7 +406,13 @@ export class Memmap {
   private materialise(nr: number): SectionPages {
     let arr = this.section(nr);
     if (arr) return arr;
-    arr = new SectionPages(this.pagesPerSection);
+    const spare = this.spareSections.pop();
+    if (spare) {
+      // Refilled whole; another snapshot may hold it, so all of it counts as written.
+      spare.touch(0, this.pagesPerSection);
+      spare.fill(0, this.pagesPerSection, NO_PAGE);
+    }
+    arr = spare ?? new SectionPages(this.pagesPerSection);
     const base = nr * this.pagesPerSection;
     const end = base + this.pagesPerSection;
     for (let i = this.lowerBound(base); i < this.extents.length; i++) {

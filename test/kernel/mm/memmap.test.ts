@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { archProfile, type Geometry, geometry } from "../../../src/arch/profiles.ts";
+import { REWIND } from "../../../src/kernel/lib/rewind.ts";
 import { Memmap, NO_PAGE, type PageField, PageState, type PageValue, pageValue } from "../../../src/kernel/mm/memmap.ts";
 
 /** A tiny geometry: 16 pages per section, so a few dozen pfns cross several sections. */
@@ -210,6 +211,44 @@ describe("Memmap property", () => {
         }
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it("rewinds to what it held at [REWIND](), again and again, through dropped and re-used sections", () => {
+    const apply = (m: Memmap, ref: Map<number, PageValue>, op: MOp): void => {
+      const get = (pfn: number): PageValue => ({ ...(ref.get(pfn) ?? NO_PAGE) });
+      if (op.kind === "range") {
+        const end = Math.min(N + 8, op.start + op.len);
+        m.setRange(op.start, end, op.value);
+        for (let p = op.start; p < end; p++) ref.set(p, { ...op.value });
+      } else if (op.kind === "set") {
+        m.set(op.pfn, op.field, op.value);
+        ref.set(op.pfn, { ...get(op.pfn), [op.field]: op.value });
+      } else {
+        m.setState(op.pfn, op.state);
+        ref.set(op.pfn, { ...get(op.pfn), state: op.state });
+      }
+    };
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 15 }), fc.array(fc.array(opArb, { maxLength: 15 }), { minLength: 1, maxLength: 4 }), (before, rounds) => {
+        const m = new Memmap(SMALL);
+        const saved = new Map<number, PageValue>();
+        for (const op of before) apply(m, saved, op);
+        const want = Array.from({ length: N + 8 }, (_, p) => m.get(p));
+        const rewind = m[REWIND]();
+        for (const ops of rounds) {
+          // Whole-section writes drop sections (they become spares), and later writes re-use them: every page
+          // reads as the reference says all along, not only after the rewind.
+          const ref = new Map(saved);
+          for (const op of ops) {
+            apply(m, ref, op);
+            for (let p = 0; p < N + 8; p++) assert.deepEqual(m.get(p), { ...(ref.get(p) ?? NO_PAGE) }, `pfn ${p}`);
+          }
+          rewind();
+          for (let p = 0; p < N + 8; p++) assert.deepEqual(m.get(p), want[p], `pfn ${p} after a rewind`);
+        }
+      }),
+      { numRuns: 150 },
     );
   });
 });
