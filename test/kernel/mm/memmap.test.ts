@@ -157,6 +157,22 @@ const opArb: fc.Arbitrary<MOp> = fc.oneof(
   },
 );
 
+/** Apply op to the memmap and to the per-pfn reference (pfn → page; absent means NO_PAGE). */
+function apply(m: Memmap, ref: Map<number, PageValue>, op: MOp): void {
+  const get = (pfn: number): PageValue => ({ ...(ref.get(pfn) ?? NO_PAGE) });
+  if (op.kind === "range") {
+    const end = Math.min(N + 8, op.start + op.len);
+    m.setRange(op.start, end, op.value);
+    for (let p = op.start; p < end; p++) ref.set(p, { ...op.value });
+  } else if (op.kind === "set") {
+    m.set(op.pfn, op.field, op.value);
+    ref.set(op.pfn, { ...get(op.pfn), [op.field]: op.value });
+  } else {
+    m.setState(op.pfn, op.state);
+    ref.set(op.pfn, { ...get(op.pfn), state: op.state });
+  }
+}
+
 describe("Memmap property", () => {
   it("matches a per-pfn reference model over random setRange/set/setState", () => {
     fc.assert(
@@ -165,17 +181,7 @@ describe("Memmap property", () => {
         const ref = new Map<number, PageValue>();
         const refGet = (pfn: number): PageValue => ({ ...(ref.get(pfn) ?? NO_PAGE) });
         for (const op of ops) {
-          if (op.kind === "range") {
-            const end = Math.min(N + 8, op.start + op.len);
-            m.setRange(op.start, end, op.value);
-            for (let p = op.start; p < end; p++) ref.set(p, { ...op.value });
-          } else if (op.kind === "set") {
-            m.set(op.pfn, op.field, op.value);
-            ref.set(op.pfn, { ...refGet(op.pfn), [op.field]: op.value });
-          } else {
-            m.setState(op.pfn, op.state);
-            ref.set(op.pfn, { ...refGet(op.pfn), state: op.state });
-          }
+          apply(m, ref, op);
           for (let p = 0; p < N + 8; p++) {
             assert.deepEqual(m.get(p), refGet(p), `pfn ${p}`);
             assert.equal(m.state(p), refGet(p).state);
@@ -215,20 +221,6 @@ describe("Memmap property", () => {
   });
 
   it("rewinds to what it held at [REWIND](), again and again, through dropped and re-used sections", () => {
-    const apply = (m: Memmap, ref: Map<number, PageValue>, op: MOp): void => {
-      const get = (pfn: number): PageValue => ({ ...(ref.get(pfn) ?? NO_PAGE) });
-      if (op.kind === "range") {
-        const end = Math.min(N + 8, op.start + op.len);
-        m.setRange(op.start, end, op.value);
-        for (let p = op.start; p < end; p++) ref.set(p, { ...op.value });
-      } else if (op.kind === "set") {
-        m.set(op.pfn, op.field, op.value);
-        ref.set(op.pfn, { ...get(op.pfn), [op.field]: op.value });
-      } else {
-        m.setState(op.pfn, op.state);
-        ref.set(op.pfn, { ...get(op.pfn), state: op.state });
-      }
-    };
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 15 }), fc.array(fc.array(opArb, { maxLength: 15 }), { minLength: 1, maxLength: 4 }), (before, rounds) => {
         const m = new Memmap(SMALL);
