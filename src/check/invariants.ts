@@ -95,13 +95,14 @@ function subsectionMaps(k: Kernel, out: Violation[]): void {
       const pps = k.geo.pagesPerSection;
       for (let pfn = first - (first % step); pfn <= last; pfn += step) {
         const nr = k.sections.pfnToSectionNr(pfn);
+        const valid = k.sections.valid(nr);
         // A whole section's worth of sub-sections at once, when they are all marked (nearly always).
         const sectionLast = Math.min(last, (nr + 1) * pps - 1);
-        if (k.sections.valid(nr) && k.sections.subsectionsAllSet(nr, k.sections.subsectionIndex(pfn), k.sections.subsectionIndex(sectionLast))) {
+        if (valid && k.sections.subsectionsAllSet(nr, k.sections.subsectionIndex(pfn), k.sections.subsectionIndex(sectionLast))) {
           pfn = sectionLast - (sectionLast % step);
           continue;
         }
-        if (k.sections.valid(nr) && k.sections.testSubsection(nr, k.sections.subsectionIndex(pfn))) continue;
+        if (valid && k.sections.testSubsection(nr, k.sections.subsectionIndex(pfn))) continue;
         out.push({
           kind: "subsection-map",
           at: "invariant: sub-section maps",

@@ -110,7 +110,7 @@ export class Execution<R> {
     // What is already broken before the threads start (the setup's doing) is not this execution's finding.
     if (baseline) for (const key of baseline) this.seen.add(key);
     else if (check) for (const v of check(k)) this.seen.add(`${v.kind}|${v.detail}`);
-    this.baseline = new Set(this.seen);
+    this.baseline = baseline ?? new Set(this.seen);
     this.threads = programs.map((program) => ({ program, stepIdx: 0, path: null, pending: null, done: program.steps.length === 0, results: [] }));
   }
 

@@ -20,7 +20,11 @@ import type { Violation } from "../kernel/sanitizer.ts";
 import { Execution, type Footprint, independent, type StateCheck, type ThreadProgram, type Transition, type Waiter } from "./execution.ts";
 
 export interface ExploreTarget<R> {
-  /** A fresh kernel with the scenario's setup done: every schedule starts here. */
+  /**
+   * The kernel with the scenario's setup done: every schedule starts here. It may be the kernel an earlier
+   * build() returned, rewound (scenarioTarget does that), so an execution's kernel is only good until the next
+   * build().
+   */
   build(): Kernel;
   readonly programs: readonly ThreadProgram<R>[];
   readonly check: StateCheck | null;

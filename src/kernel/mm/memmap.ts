@@ -252,7 +252,7 @@ export class SectionPages implements Rewindable {
 
 export type PageField = Exclude<keyof PageValue, "state">;
 
-/** Sections a rewind dropped that a Memmap keeps to fill again rather than allocate. */
+/** How many dropped sections a Memmap keeps to fill again rather than allocate (spareSections). */
 const SPARE_SECTIONS = 4;
 
 export class Memmap implements Rewindable {
